@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/popscope/popscope/event"
+	"github.com/popscope/popscope/exporters/jsonl"
+	"github.com/popscope/popscope/exporters/text"
+	"github.com/popscope/popscope/proxy"
+)
+
+func init() {
+	register(&command{name: "proxy", summary: "relay POP3 clients to an upstream server and decode the traffic", run: runProxy})
+}
+
+// outputFlags are the observer options shared by proxy and demo.
+type outputFlags struct {
+	events        string
+	noUI          bool
+	quiet         bool
+	verbose       bool
+	revealSecrets bool
+}
+
+func (o *outputFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.events, "events", "", "write events as JSON Lines to `FILE` (\"-\" = stdout)")
+	fs.BoolVar(&o.noUI, "no-ui", false, "no terminal UI: print a plain transcript to stderr instead")
+	fs.BoolVar(&o.quiet, "quiet", false, "do not print the transcript (events still go to --events)")
+	fs.BoolVar(&o.verbose, "verbose", false, "transcript also shows state changes and notes")
+	fs.BoolVar(&o.revealSecrets, "reveal-secrets", false, "DANGER: show passwords, APOP digests and SASL data in every output")
+}
+
+// observers wires the bus to the outputs chosen by the flags and returns
+// a function that drains and closes them.
+func (o *outputFlags) observers(bus *event.Bus, stdout, stderr io.Writer) (closeFn func(), err error) {
+	var closers []func()
+	if o.events != "" {
+		var w io.Writer = stdout
+		if o.events != "-" {
+			f, err := os.OpenFile(o.events, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+			if err != nil {
+				return nil, fmt.Errorf("--events: %w", err)
+			}
+			w = f
+		}
+		jw := jsonl.New(w)
+		bus.Subscribe("jsonl", jw)
+		closers = append(closers, func() {
+			if err := jw.Close(); err != nil {
+				fmt.Fprintf(stderr, "popscope: writing events: %v\n", err)
+			}
+		})
+	}
+	if !o.quiet {
+		// The TUI is not built yet: the plain transcript is the default view.
+		out := stderr
+		if o.events == "-" {
+			out = stderr // stdout carries the JSON stream
+		}
+		tp := text.New(out)
+		tp.Verbose = o.verbose
+		bus.Subscribe("transcript", tp, event.WithPolicy(event.DropOldest))
+	}
+	if o.revealSecrets {
+		fmt.Fprintln(stderr, "popscope: WARNING: --reveal-secrets is on: passwords and SASL data appear in every output")
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := bus.Close(ctx); err != nil {
+			fmt.Fprintln(stderr, "popscope: observers did not drain in 5s; some events are lost")
+		}
+		for _, c := range closers {
+			c()
+		}
+		for _, st := range bus.Stats() {
+			if st.Dropped > 0 {
+				fmt.Fprintf(stderr, "popscope: observer %s lost %d events\n", st.Name, st.Dropped)
+			}
+		}
+	}, nil
+}
+
+func runProxy(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:1110", "accept POP3 clients on `ADDR` (host:port)")
+	upstream := fs.String("upstream", "", "POP3 server to relay to, `HOST:PORT` (required)")
+	dialTimeout := fs.Duration("dial-timeout", 10*time.Second, "give up connecting to the upstream after `DURATION`")
+	maxLine := fs.Int("max-line", 0, "decoder cap for one command/status line in `BYTES` (default 65536); the relay is never capped")
+	var out outputFlags
+	out.register(fs)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, joinLines(
+			"usage: popscope proxy --listen ADDR --upstream HOST:PORT [flags]",
+			"",
+			"Relays every client connection on --listen to --upstream byte for byte, decodes",
+			"both directions, and reports commands, replies and rule violations.",
+			"If the upstream cannot be reached the client gets '-ERR [SYS/TEMP] ...' as greeting.",
+			"",
+			"flags:"))
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *upstream == "" {
+		fmt.Fprintln(stderr, "popscope proxy: --upstream HOST:PORT is required")
+		fs.Usage()
+		return 2
+	}
+	if _, _, err := net.SplitHostPort(*upstream); err != nil {
+		fmt.Fprintf(stderr, "popscope proxy: --upstream %q: %v\n", *upstream, err)
+		return 2
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "popscope proxy: %v\n", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	code := serveProxy(ctx, ln, *upstream, *dialTimeout, *maxLine, &out, stdout, stderr, nil)
+	return code
+}
+
+// serveProxy runs a proxy on ln until ctx ends; ready, if set, is called
+// once the observers are wired.
+func serveProxy(ctx context.Context, ln net.Listener, upstream string, dialTimeout time.Duration, maxLine int,
+	out *outputFlags, stdout, stderr io.Writer, ready func()) int {
+	bus := event.NewBus()
+	closeObs, err := out.observers(bus, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "popscope: %v\n", err)
+		ln.Close()
+		return 2
+	}
+	p := proxy.New(proxy.Config{
+		Upstream:      upstream,
+		DialTimeout:   dialTimeout,
+		Publish:       bus.Publish,
+		RevealSecrets: out.revealSecrets,
+		MaxLine:       maxLine,
+		Logf:          func(f string, a ...any) { fmt.Fprintf(stderr, "popscope: "+f+"\n", a...) },
+	})
+	fmt.Fprintf(stderr, "popscope: listening on %s, relaying to %s\n", ln.Addr(), upstream)
+	if ready != nil {
+		ready()
+	}
+	err = p.Serve(ctx, ln)
+	closeObs()
+	if err != nil {
+		fmt.Fprintf(stderr, "popscope: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "popscope: stopped after %d sessions\n", p.Total())
+	return 0
+}

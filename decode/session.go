@@ -1,0 +1,1055 @@
+package decode
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/popscope/popscope/decode/wire"
+	"github.com/popscope/popscope/event"
+)
+
+// Default limits. MaxLine bounds what the decoder buffers for one command,
+// status or SASL line; multi-line bodies are streamed and never buffered.
+const (
+	DefaultMaxLine = 64 << 10
+	// maxTentative bounds client lines held while an AUTH or STLS reply is
+	// pending (§3.2); beyond it lines are decoded as commands at once.
+	maxTentative = 64
+	// maxReportsPerRule caps identical rule reports in one session; the
+	// rest are counted and summarised when the session ends.
+	maxReportsPerRule = 20
+	// captureMax is the longest structured-body line (CAPA, LIST, UIDL)
+	// kept for parsing.
+	captureMax = 1024
+)
+
+// Redacted replaces secrets in Args.
+const Redacted = "<redacted>"
+
+// Options configure a Session. The zero value is valid.
+type Options struct {
+	// Session is copied into every event.
+	Session string
+	// RevealSecrets disables redaction of PASS, APOP digests and SASL data.
+	RevealSecrets bool
+	// MaxLine caps a buffered line (default DefaultMaxLine).
+	MaxLine int
+	// ClientTLS / ServerTLS say that the respective leg is already inside
+	// TLS when the session starts (implicit TLS).
+	ClientTLS, ServerTLS bool
+}
+
+// Session decodes one POP3 connection. It is sans-io: the caller feeds it
+// the bytes each side sent, with the time they were seen, and it calls
+// emit synchronously for every event. It starts no goroutine, reads no
+// clock and does no I/O. A Session is not safe for concurrent use; the
+// caller serialises Feed/Close calls (the proxy holds a per-session lock,
+// which also keeps the session's events in order).
+//
+// Memory is bounded by Options.MaxLine per direction plus a small
+// constant: bodies are scanned as they stream by.
+type Session struct {
+	opt  Options
+	emit func(*event.Event)
+
+	state   State
+	greeted bool
+	opaque  bool
+	seq     uint64
+
+	cli, srv lineBuf
+	cliSeen  bool // any client byte seen
+	srvSeen  bool
+
+	fifo   []*exchange
+	nextID uint64
+	body   *bodyState // open multi-line body (head of fifo), nil otherwise
+
+	tentative []tentLine // client lines held behind AUTH/STLS (§3.2)
+	resync    bool       // consuming unannounced data lines (§3.5)
+	resyncN   int64
+
+	// Session facts.
+	timestamp     string // APOP timestamp from the greeting
+	user          string // last USER argument / login identity
+	lastDone      *exchange
+	quitSent      bool
+	quitAnswered  bool
+	quitOK        bool
+	serverClosed  bool
+	clientClosed  bool
+	firstClose    event.Side
+	caps          map[string]string // last successful CAPA: tag -> args
+	capaOK        bool
+	postQuitBytes bool
+
+	reports map[string]int // per-rule report counts
+	counts  Counts
+}
+
+// Counts summarise a session; see Session.Counts.
+type Counts struct {
+	Commands   int
+	Responses  int
+	Violations map[event.Severity]int
+}
+
+type exchange struct {
+	id        uint64
+	cmd       wire.Command
+	verb      string
+	info      commandInfo
+	known     bool
+	sentAt    time.Time
+	offset    int64
+	pipelined bool
+	// AUTH
+	awaiting   bool // a challenge is waiting for the client's answer
+	challenges int
+	cancelled  bool
+	status     wire.Status
+	startedAt  time.Time // when the reply began
+	illegal    bool      // STATE-001 fired when it reached the head
+	noUser     bool      // PASS without an accepted USER
+}
+
+type tentLine struct {
+	raw []byte
+	at  time.Time
+	off int64
+}
+
+type bodyState struct {
+	x     *exchange
+	scan  wire.BodyScanner
+	start int64 // stream offset of the body's first byte
+	// structured-body parsing
+	capaLines map[string]string
+	structErr bool
+}
+
+// lineBuf assembles one line at a time with a hard cap.
+type lineBuf struct {
+	buf       []byte
+	start     int64 // stream offset of the line's first byte
+	off       int64 // bytes consumed in this direction
+	overflow  bool  // current line exceeded the cap; excess discarded
+	dropped   int64 // bytes discarded from the current line
+	truncated bool
+}
+
+// New returns a Session that reports through emit. It performs no I/O.
+func New(opt Options, emit func(*event.Event)) *Session {
+	if opt.MaxLine <= 0 {
+		opt.MaxLine = DefaultMaxLine
+	}
+	if emit == nil {
+		emit = func(*event.Event) {}
+	}
+	return &Session{
+		opt:     opt,
+		emit:    emit,
+		state:   GreetingWait,
+		reports: map[string]int{},
+		counts:  Counts{Violations: map[event.Severity]int{}},
+	}
+}
+
+// State returns the current state.
+func (s *Session) State() State { return s.state }
+
+// User returns the login name seen (USER/APOP argument), if any.
+func (s *Session) User() string { return s.user }
+
+// Counts returns the number of commands, responses and violations so far.
+func (s *Session) Counts() Counts { return s.counts }
+
+// Feed hands the decoder bytes that side sent, seen at time at. p is not
+// retained.
+func (s *Session) Feed(side event.Side, at time.Time, p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	if s.opaque {
+		s.account(side, p)
+		return
+	}
+	switch side {
+	case event.Client:
+		s.feedClient(at, p)
+	case event.Server:
+		s.feedServer(at, p)
+	}
+}
+
+func (s *Session) account(side event.Side, p []byte) {
+	if side == event.Client {
+		s.cli.off += int64(len(p))
+	} else {
+		s.srv.off += int64(len(p))
+	}
+}
+
+// ---- client direction ----
+
+func (s *Session) feedClient(at time.Time, p []byte) {
+	if !s.cliSeen {
+		s.cliSeen = true
+		if isTLSRecord(p) {
+			s.goOpaque(at, event.Client, "POP3-CONN-005", "TLS ClientHello on a plaintext connection: the client expects implicit TLS (port 995?); decoding stops")
+			s.account(event.Client, p)
+			return
+		}
+	}
+	if s.quitSent && !s.postQuitBytes {
+		s.postQuitBytes = true
+		s.violate(at, "POP3-STATE-005", event.Client, s.cli.off, "client sent bytes after QUIT", "")
+	}
+	s.cli.feed(p, s.opt.MaxLine, func(line []byte, start int64, over bool, dropped int64) {
+		if over {
+			s.violate(at, "POP3-LINE-010", event.Client, start, fmt.Sprintf("client line exceeds %d octets without a line end; %d octets not decoded", s.opt.MaxLine, dropped), "")
+		}
+		s.clientLine(at, line, start)
+	})
+}
+
+// feed appends p to the line buffer, calling fn for every complete line
+// (with its terminator). Lines longer than max are truncated to max and
+// reported once through over.
+func (lb *lineBuf) feed(p []byte, limit int, fn func(line []byte, start int64, over bool, dropped int64)) {
+	for len(p) > 0 {
+		if len(lb.buf) == 0 && !lb.overflow {
+			lb.start = lb.off
+		}
+		i := bytes.IndexByte(p, '\n')
+		chunk := p
+		if i >= 0 {
+			chunk = p[:i+1]
+		}
+		p = p[len(chunk):]
+		lb.off += int64(len(chunk))
+		room := limit - len(lb.buf)
+		if room >= len(chunk) {
+			lb.buf = append(lb.buf, chunk...)
+		} else {
+			if room > 0 {
+				lb.buf = append(lb.buf, chunk[:room]...)
+			}
+			lb.dropped += int64(len(chunk) - max(room, 0))
+			lb.overflow = true
+		}
+		if i >= 0 {
+			line, over, dropped := lb.buf, lb.overflow, lb.dropped
+			if over && (len(line) == 0 || line[len(line)-1] != '\n') {
+				// Keep the terminator so the line is framed like the original.
+				line = append(line, '\n')
+			}
+			fn(line, lb.start, over, dropped)
+			lb.buf = lb.buf[:0]
+			if cap(lb.buf) > 4096 {
+				lb.buf = nil // do not pin a large buffer after one long line
+			}
+			lb.overflow, lb.dropped = false, 0
+		}
+	}
+}
+
+func (s *Session) clientLine(at time.Time, raw []byte, off int64) {
+	if s.opaque {
+		return
+	}
+	// An AUTH exchange waiting for the client's answer takes this line as SASL data.
+	if x := s.head(); x != nil && x.verb == "AUTH" && x.awaiting && len(s.tentative) == 0 {
+		s.saslLine(at, x, raw, off)
+		return
+	}
+	// Behind an unresolved AUTH or STLS the line is tentative (§3.2).
+	if s.barrierPending() && len(s.tentative) < maxTentative {
+		for _, x := range s.fifo {
+			if x.verb == "AUTH" && len(x.cmd.Args) > 0 {
+				s.violate(at, "POP3-SASL-008", event.Client, off, "client line sent while AUTH "+x.cmd.Args[0]+" is unanswered; the server decides whether it is SASL data or a command", "")
+				break
+			}
+			if x.verb == "STLS" {
+				s.violate(at, "POP3-TLS-003", event.Client, off, "client sent data after STLS before the TLS handshake (command injection vector, CVE-2011-0411 class)", "")
+				break
+			}
+		}
+		s.tentative = append(s.tentative, tentLine{raw: append([]byte(nil), raw...), at: at, off: off})
+		return
+	}
+	s.command(at, raw, off)
+}
+
+// barrierPending reports whether an AUTH (with mechanism) or STLS is in the
+// FIFO without its final reply.
+func (s *Session) barrierPending() bool {
+	for _, x := range s.fifo {
+		if (x.verb == "AUTH" && len(x.cmd.Args) > 0) || x.verb == "STLS" {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Session) command(at time.Time, raw []byte, off int64) {
+	line, eol := wire.TrimEOL(raw)
+	s.lineChecks(at, event.Client, line, eol, off)
+	if !s.greeted && s.srv.off == 0 {
+		s.violateOnce(at, "POP3-CONN-001", event.Client, off, "client sent a command before the server greeting", "")
+	}
+	cmd := wire.ParseCommand(line)
+	if s.counts.Commands == 0 {
+		if why := notPOP3Client(cmd, line); why != "" {
+			s.goOpaque(at, event.Client, "POP3-CONN-005", why)
+			return
+		}
+	}
+	info, known := commands[cmd.Keyword]
+	s.nextID++
+	x := &exchange{id: s.nextID, cmd: cmd, verb: cmd.Keyword, info: info, known: known, sentAt: at, offset: off}
+	x.pipelined = len(s.fifo) > 0
+	if len(raw) > wire.MaxCommandLine {
+		s.violate(at, "POP3-LINE-004", event.Client, off, fmt.Sprintf("command line is %d octets (limit 255 incl. CRLF)", len(raw)), "")
+	}
+	if !wire.IsPrintableASCII(line) && !s.utf8Exempt(cmd) {
+		s.violate(at, "POP3-LINE-007", event.Client, off, "command line contains an octet outside 0x20-0x7E: "+quoteShort(line), "")
+	}
+	s.counts.Commands++
+	args, redacted := s.redactArgs(cmd)
+	s.publish(&event.Event{Type: event.Command, Time: at, By: event.Client, Offset: off, ID: x.id,
+		Verb: displayVerb(cmd), Args: args, Redacted: redacted, Pipelined: x.pipelined})
+	if x.verb == "QUIT" {
+		s.quitSent = true
+	}
+	s.fifo = append(s.fifo, x)
+}
+
+// utf8Exempt: USER/PASS/APOP arguments may be UTF-8 when the server
+// announced "UTF8 USER" (RFC 6856 §2.2); that case belongs to EXT-004.
+func (s *Session) utf8Exempt(cmd wire.Command) bool {
+	switch cmd.Keyword {
+	case "USER", "PASS", "APOP":
+		return strings.Contains(strings.ToUpper(s.caps["UTF8"]), "USER")
+	}
+	return false
+}
+
+func displayVerb(cmd wire.Command) string {
+	if cmd.Keyword == "" {
+		return "(empty)"
+	}
+	return cmd.Keyword
+}
+
+// redactArgs returns the argument text for events, hiding secrets unless
+// RevealSecrets is set.
+func (s *Session) redactArgs(cmd wire.Command) (string, bool) {
+	if s.opt.RevealSecrets {
+		return cmd.Rest, false
+	}
+	switch cmd.Keyword {
+	case "PASS":
+		if cmd.Rest == "" {
+			return "", false
+		}
+		return Redacted, true
+	case "APOP":
+		if len(cmd.Args) >= 2 {
+			return cmd.Args[0] + " " + Redacted, true
+		}
+	case "AUTH":
+		if len(cmd.Args) >= 2 {
+			return cmd.Args[0] + " " + Redacted, true
+		}
+	case "RPOP":
+		if len(cmd.Args) >= 1 {
+			return Redacted, true
+		}
+	}
+	return cmd.Rest, false
+}
+
+func (s *Session) saslLine(at time.Time, x *exchange, raw []byte, off int64) {
+	line, eol := wire.TrimEOL(raw)
+	s.lineChecks(at, event.Client, line, eol, off)
+	x.awaiting = false
+	args, red := Redacted, true
+	switch {
+	case string(line) == "*":
+		args, red = "*", false
+		x.cancelled = true
+	case len(line) == 0:
+		args, red = "", false
+	case s.opt.RevealSecrets:
+		args, red = string(line), false
+	}
+	s.publish(&event.Event{Type: event.SASLResponse, Time: at, By: event.Client, Offset: off, ID: x.id, Verb: "AUTH", Args: args, Redacted: red})
+}
+
+// ---- server direction ----
+
+func (s *Session) feedServer(at time.Time, p []byte) {
+	s.srvSeen = true
+	for len(p) > 0 && !s.opaque {
+		if s.body != nil {
+			n := s.body.scan.Scan(p)
+			s.srv.off += int64(n)
+			p = p[n:]
+			if s.body.scan.Stopped {
+				line := s.body.scan.StopLine
+				off := s.srv.off - int64(len(line))
+				s.endBody(at)
+				s.serverLine(at, line, off)
+				continue
+			}
+			if s.body.scan.Done {
+				s.endBody(at)
+			}
+			continue
+		}
+		// Line mode: frame exactly one line at a time so that a reply
+		// entering body mode hands the rest of p to the body scanner.
+		i := bytes.IndexByte(p, '\n')
+		chunk := p
+		if i >= 0 {
+			chunk = p[:i+1]
+		}
+		p = p[len(chunk):]
+		s.srv.feed(chunk, s.opt.MaxLine, func(line []byte, start int64, over bool, dropped int64) {
+			if over {
+				s.violate(at, "POP3-LINE-010", event.Server, start, fmt.Sprintf("server line exceeds %d octets without a line end; %d octets not decoded", s.opt.MaxLine, dropped), "")
+			}
+			s.serverLine(at, line, start)
+		})
+	}
+	if s.opaque && len(p) > 0 {
+		s.account(event.Server, p)
+	}
+}
+
+func (s *Session) serverLine(at time.Time, raw []byte, off int64) {
+	if s.opaque {
+		return
+	}
+	line, eol := wire.TrimEOL(raw)
+	if s.resync {
+		st := wire.ParseStatus(line)
+		if string(line) == "." {
+			s.endResync(at, off, "terminator")
+			return
+		}
+		if st.Indicator != wire.OK && st.Indicator != wire.ERR {
+			s.resyncN++
+			return
+		}
+		s.endResync(at, off, "status line")
+	}
+	if !s.greeted {
+		s.greeting(at, line, eol, off, len(raw))
+		return
+	}
+	s.lineChecks(at, event.Server, line, eol, off)
+	st := wire.ParseStatus(line)
+	x := s.head()
+	if x != nil && x.verb == "AUTH" && len(x.cmd.Args) > 0 && st.Indicator == wire.Continuation {
+		s.continuation(at, x, st, line, off)
+		return
+	}
+	switch st.Indicator {
+	case wire.OK, wire.ERR:
+	case wire.Malformed:
+		s.violate(at, "POP3-SYNTAX-007", event.Server, off, "status indicator "+quoteShort([]byte(st.Raw))+" is not exactly +OK or -ERR followed by SP or CRLF", "")
+		if strings.HasPrefix(strings.ToUpper(st.Raw), "+OK") || strings.EqualFold(st.Raw, "OK") {
+			st.Indicator = wire.OK
+		} else {
+			st.Indicator = wire.ERR
+		}
+	case wire.Continuation:
+		s.violate(at, "POP3-SYNTAX-007", event.Server, off, "SASL continuation \"+ \" while no AUTH exchange is at the head of the queue", "")
+		return
+	default:
+		s.strayLine(at, line, off)
+		return
+	}
+	if len(raw) > wire.MaxStatusLine {
+		s.violate(at, "POP3-LINE-005", event.Server, off, fmt.Sprintf("status line is %d octets (limit 512 incl. CRLF)", len(raw)), "")
+	}
+	if x == nil {
+		s.violate(at, "POP3-CONN-002", event.Server, off, "server sent "+quoteShort(line)+" with no command outstanding", "")
+		return
+	}
+	s.reply(at, x, st, off)
+}
+
+// greeting handles the first server line.
+func (s *Session) greeting(at time.Time, line []byte, eol wire.EOL, off int64, rawLen int) {
+	s.greeted = true
+	if why := notPOP3Server(line); why != "" {
+		s.goOpaque(at, event.Server, "POP3-CONN-005", why)
+		return
+	}
+	s.lineChecks(at, event.Server, line, eol, off)
+	st := wire.ParseStatus(line)
+	ev := &event.Event{Type: event.Greeting, Time: at, By: event.Server, Offset: off, Status: statusString(st), Text: st.Text, Code: st.Code}
+	if rawLen > wire.MaxStatusLine {
+		s.violate(at, "POP3-LINE-005", event.Server, off, fmt.Sprintf("greeting is %d octets (limit 512 incl. CRLF)", rawLen), "")
+	}
+	if ts, ok := wire.APOPTimestamp(st.Text); ok && st.Indicator == wire.OK {
+		ev.Timestamp = ts
+		s.timestamp = ts
+		if valid, why := wire.ValidAPOPTimestamp(ts); !valid {
+			s.publish(ev)
+			s.violate(at, "POP3-GREET-002", event.Server, off, "APOP timestamp "+quoteShort([]byte(ts))+" is not msg-id shaped: "+why, "")
+			ev = nil
+		}
+	}
+	if ev != nil {
+		s.publish(ev)
+	}
+	switch st.Indicator {
+	case wire.OK:
+		s.setState(at, AuthReady)
+	case wire.ERR:
+		s.violate(at, "POP3-GREET-001", event.Server, off, "greeting is negative: "+quoteShort(line), "")
+	default:
+		s.violate(at, "POP3-GREET-001", event.Server, off, "first server line is not a +OK status line: "+quoteShort(line), "")
+		if st.Indicator == wire.Malformed && strings.HasPrefix(strings.ToUpper(st.Raw), "+OK") {
+			s.setState(at, AuthReady)
+		}
+	}
+	// Commands sent before the greeting are answered after it (CONN-001).
+}
+
+// continuation handles a "+ ..." challenge line during AUTH.
+func (s *Session) continuation(at time.Time, x *exchange, st wire.Status, line []byte, off int64) {
+	x.challenges++
+	if x.cancelled {
+		s.violate(at, "POP3-SASL-005", event.Server, off, "server sent another challenge after the client cancelled with \"*\"", "")
+	}
+	x.awaiting = true
+	if s.state != AuthSASL {
+		s.setState(at, AuthSASL)
+	}
+	s.publish(&event.Event{Type: event.Continuation, Time: at, By: event.Server, Offset: off, ID: x.id, Verb: "AUTH", Status: "+", Text: st.Text})
+	// A line the client sent ahead of the challenge is the answer (§3.2).
+	if len(s.tentative) > 0 {
+		t := s.tentative[0]
+		s.tentative = s.tentative[1:]
+		s.saslLine(t.at, x, t.raw, t.off)
+	}
+}
+
+// reply handles a status line that answers the head of the FIFO.
+func (s *Session) reply(at time.Time, x *exchange, st wire.Status, off int64) {
+	x.status = st
+	x.startedAt = at
+	s.executionChecks(at, x, st, off)
+	if st.Indicator == wire.OK {
+		sh := single
+		if x.known {
+			sh = x.info.shape(len(x.cmd.Args))
+		}
+		if sh == multi {
+			b := &bodyState{x: x, start: s.srv.off}
+			if x.verb == "CAPA" || x.verb == "LIST" || x.verb == "UIDL" || x.verb == "AUTH" || x.verb == "LANG" {
+				b.scan.CaptureMax = captureMax
+				b.scan.OnLine = func(li *wire.LineInfo) bool { return s.structuredLine(at, b, li) }
+				if x.verb == "CAPA" {
+					b.capaLines = map[string]string{}
+				}
+			}
+			s.body = b
+			return
+		}
+	}
+	s.finish(at, x, nil)
+}
+
+// structuredLine checks one line of a CAPA, LIST, UIDL, LANG or AUTH-list
+// body; it returns true to abandon the body (MULTI-004).
+func (s *Session) structuredLine(at time.Time, b *bodyState, li *wire.LineInfo) bool {
+	c := li.Content
+	if c == nil {
+		return false
+	}
+	if st := wire.ParseStatus(c); (st.Indicator == wire.OK || st.Indicator == wire.ERR) && !li.Stuffed {
+		s.violate(at, "POP3-MULTI-004", event.Server, b.start+li.Offset, "status line "+quoteShort(c)+" inside a "+b.x.verb+" body: terminator probably missing; body closed here", "")
+		return true
+	}
+	if b.capaLines != nil {
+		tag, args, _ := strings.Cut(string(c), " ")
+		b.capaLines[strings.ToUpper(tag)] = args
+		if len(c)+2 > wire.MaxCapaLine {
+			s.violate(at, "POP3-LINE-005", event.Server, b.start+li.Offset, fmt.Sprintf("CAPA line is %d octets (limit 512 incl. CRLF)", len(c)+2), "")
+		}
+	}
+	return false
+}
+
+func (s *Session) endBody(at time.Time) {
+	b := s.body
+	s.body = nil
+	st := &b.scan.Stats
+	s.bodyChecks(at, b)
+	if b.capaLines != nil {
+		s.caps = b.capaLines
+		s.capaOK = true
+	}
+	s.finish(at, b.x, st)
+}
+
+// bodyChecks reports the anomalies the scanner counted, once per body.
+func (s *Session) bodyChecks(at time.Time, b *bodyState) {
+	st := &b.scan.Stats
+	msg := b.x.verb == "RETR" || b.x.verb == "TOP"
+	where := func(a wire.Anomaly, what string) string {
+		d := fmt.Sprintf("%s in %s body", what, b.x.verb)
+		if len(b.x.cmd.Args) > 0 {
+			d = fmt.Sprintf("%s in %s %s body", what, b.x.verb, b.x.cmd.Args[0])
+		}
+		if a.Count > 1 {
+			return fmt.Sprintf("%s: %d lines, first at line %d", d, a.Count, a.FirstLine)
+		}
+		return fmt.Sprintf("%s at line %d", d, a.FirstLine)
+	}
+	if a := st.BareLF; a.Count > 0 {
+		s.violate(at, "POP3-LINE-001", event.Server, b.start+a.FirstOff, where(a, "line ends in bare LF"), "")
+	}
+	if a := st.BadStuff; a.Count > 0 {
+		s.violate(at, "POP3-MULTI-002", event.Server, b.start+a.FirstOff, where(a, "line starts with an unstuffed '.'; clients strip it and see altered content"), "")
+	}
+	if !msg {
+		return
+	}
+	if a := st.BareCR; a.Count > 0 {
+		s.violate(at, "POP3-LINE-003", event.Server, b.start+a.FirstOff, where(a, "bare CR"), "")
+	}
+	if a := st.Long; a.Count > 0 {
+		s.violate(at, "POP3-LINE-006", event.Server, b.start+a.FirstOff, where(a, fmt.Sprintf("line longer than 1000 octets (longest %d)", st.LongestLen+2)), "")
+	}
+	if a := st.NUL; a.Count > 0 {
+		s.violate(at, "POP3-LINE-009", event.Server, b.start+a.FirstOff, where(a, "NUL octet"), "")
+	}
+}
+
+// finish completes an exchange: publishes the response, pops it and
+// applies the state transition.
+func (s *Session) finish(at time.Time, x *exchange, body *wire.BodyStats) {
+	if len(s.fifo) > 0 && s.fifo[0] == x {
+		s.fifo[0] = nil
+		s.fifo = s.fifo[1:]
+	}
+	s.counts.Responses++
+	ev := &event.Event{Type: event.Response, Time: at, By: event.Server, ID: x.id, Verb: displayVerb(x.cmd),
+		Status: statusString(x.status), Text: x.status.Text, Code: x.status.Code,
+		LatencyMS: event.Millis(at.Sub(x.sentAt))}
+	if body != nil {
+		ev.Multiline = true
+		ev.Octets, ev.WireOctets, ev.Lines = body.Octets, body.WireOctets, body.Lines
+	}
+	s.publish(ev)
+	s.transition(at, x)
+	s.lastDone = x
+	// Lines held behind a barrier become commands once it is resolved.
+	if len(s.tentative) > 0 && !s.barrierPending() && !s.opaque {
+		held := s.tentative
+		s.tentative = nil
+		for _, t := range held {
+			s.clientLine(t.at, t.raw, t.off)
+		}
+	}
+}
+
+// transition applies the state change for a completed exchange (§2.2).
+func (s *Session) transition(at time.Time, x *exchange) {
+	ok := x.status.Indicator == wire.OK
+	switch x.verb {
+	case "USER":
+		if ok && len(x.cmd.Args) > 0 {
+			s.user = x.cmd.Args[0]
+		}
+		if s.state.Authorization() {
+			if ok {
+				s.setState(at, AuthUser)
+			} else {
+				s.setState(at, AuthReady)
+			}
+		}
+	case "PASS", "APOP", "AUTH", "RPOP":
+		if x.verb == "APOP" && len(x.cmd.Args) > 0 {
+			s.user = x.cmd.Args[0]
+		}
+		if len(x.cmd.Args) == 0 && x.verb == "AUTH" {
+			return // mechanism discovery
+		}
+		if s.state.Authorization() {
+			if ok {
+				s.setState(at, Transaction)
+			} else {
+				s.setState(at, AuthReady)
+			}
+		}
+	case "STLS":
+		if s.state.Authorization() && ok {
+			s.setState(at, TLSUpgrade)
+			s.goOpaque(at, event.Server, "", "STLS accepted: the connection switches to TLS, which this relay passes through without terminating; decoding stops")
+		}
+	case "QUIT":
+		s.quitAnswered = true
+		s.quitOK = ok
+		if s.state == Transaction {
+			s.setState(at, Update)
+		} else if !ok && s.state.Authorization() {
+			s.violate(at, "POP3-STATE-005", event.Server, x.offset, "QUIT in AUTHORIZATION answered with "+statusString(x.status)+" (only +OK is defined)", "")
+		}
+	default:
+		if s.state == AuthUser {
+			// Any other command after USER +OK cancels the pending USER
+			// for PASS (STATE-003 judges the PASS).
+			s.setState(at, AuthReady)
+		}
+	}
+}
+
+// executionChecks evaluates state rules when the reply to x begins, using
+// the state reached after all earlier replies (§3.2).
+func (s *Session) executionChecks(at time.Time, x *exchange, st wire.Status, off int64) {
+	ok := st.Indicator == wire.OK
+	if !x.known || s.state == GreetingWait {
+		if !x.known && ok && x.verb != "" && len(x.cmd.RawKey) >= 3 && len(x.cmd.RawKey) <= 4 {
+			s.violate(at, "POP3-LEGACY-002", event.Client, x.offset, "server answered +OK to the non-standard command "+x.verb, "")
+		}
+		return
+	}
+	if x.verb == "LAST" || x.verb == "RPOP" {
+		s.violate(at, "POP3-LEGACY-001", event.Client, x.offset, "obsolete command "+x.verb+" (RFC 1225) answered "+statusString(st), "")
+	}
+	if x.verb == "AUTH" && len(x.cmd.Args) == 0 && ok {
+		s.violate(at, "POP3-LEGACY-002", event.Client, x.offset, "bare AUTH (legacy mechanism discovery) answered with a mechanism list", "")
+	}
+	auth := s.state.Authorization() || s.state == TLSUpgrade
+	trans := s.state == Transaction
+	illegal := (auth && !x.info.inAuth) || (trans && !x.info.inTrans)
+	switch x.verb {
+	case "STLS":
+		illegal = false // TLS-001 (issue #4) judges STLS placement
+		if trans {
+			s.violate(at, "POP3-TLS-001", event.Client, x.offset, "STLS in TRANSACTION state", "")
+		}
+	case "PASS":
+		if auth && s.state != AuthUser {
+			x.noUser = true
+			why := "PASS without a preceding USER"
+			if p := s.lastDone; p != nil {
+				switch {
+				case p.verb == "USER" && p.status.Indicator != wire.OK:
+					why = "PASS after USER was refused"
+				case p.verb != "USER":
+					why = "PASS not immediately after USER (" + p.verb + " came between)"
+				}
+			}
+			s.violate(at, "POP3-STATE-003", event.Client, x.offset, why, "")
+		}
+	case "USER", "APOP":
+		if s.state == AuthUser {
+			s.violate(at, "POP3-STATE-004", event.Client, x.offset, x.verb+" while USER "+s.user+" is already accepted", "")
+		}
+		if x.verb == "APOP" && s.timestamp == "" && auth {
+			s.violate(at, "POP3-GREET-004", event.Client, x.offset, "APOP sent although the greeting carried no timestamp", "")
+			if ok {
+				s.violate(at, "POP3-GREET-004", event.Server, off, "server accepted APOP although its greeting carried no timestamp", "")
+			}
+		}
+	}
+	if illegal {
+		x.illegal = true
+		where := string(s.state)
+		if auth {
+			where = "AUTHORIZATION"
+		}
+		s.violate(at, "POP3-STATE-001", event.Client, x.offset, x.verb+" is not valid in "+where, "")
+	}
+	if ok && (x.illegal || x.noUser) {
+		what := x.verb + " in the wrong state"
+		if x.noUser {
+			what = "PASS without an accepted USER"
+		}
+		s.violate(at, "POP3-STATE-002", event.Server, off, "server answered +OK to "+what, "")
+	}
+}
+
+// strayLine handles a server line that is not a status line where one was
+// expected: data after a single-line reply, or garbage (§3.5).
+func (s *Session) strayLine(at time.Time, line []byte, off int64) {
+	if p := s.lastDone; p != nil && !p.known && p.status.Indicator == wire.OK && s.lastDone.id == s.nextID && len(s.fifo) == 0 {
+		s.violate(at, "POP3-LEGACY-002", event.Server, off, "+OK to "+p.verb+" was followed by data: treated as an unknown multi-line reply", "")
+	} else {
+		detail := "data line " + quoteShort(line) + " where a status line was expected"
+		if p := s.lastDone; p != nil {
+			detail += fmt.Sprintf(" (after %s reply to %s)", statusString(p.status), p.verb)
+		}
+		s.violate(at, "POP3-MULTI-003", event.Server, off, detail+"; skipping to the next terminator or status line", "")
+	}
+	s.resync = true
+	s.resyncN = 1
+}
+
+func (s *Session) endResync(at time.Time, off int64, how string) {
+	s.resync = false
+	s.publish(&event.Event{Type: event.Note, Time: at, By: event.Server, Offset: off,
+		Detail: fmt.Sprintf("resynchronised after %d unexpected data lines (at %s)", s.resyncN, how)})
+	s.resyncN = 0
+}
+
+// lineChecks applies the per-line framing rules to a command, status or
+// continuation line.
+func (s *Session) lineChecks(at time.Time, by event.Side, line []byte, eol wire.EOL, off int64) {
+	if eol == wire.EOLLF {
+		s.violate(at, "POP3-LINE-001", by, off, by.String()+" line ends in bare LF: "+quoteShort(line), "")
+	}
+	if bytes.IndexByte(line, '\r') >= 0 {
+		s.violate(at, "POP3-LINE-002", by, off, "CR inside a line: "+quoteShort(line), "")
+	}
+	if by == event.Server && wire.HasHigh(line) {
+		s.violate(at, "POP3-LINE-008", by, off, "status text contains 8-bit octets without UTF8/LANG: "+quoteShort(line), "")
+	}
+}
+
+// ---- ends ----
+
+// Close tells the decoder that side closed its sending direction (EOF or
+// reset) at time at.
+func (s *Session) Close(side event.Side, at time.Time) {
+	switch side {
+	case event.Client:
+		if s.clientClosed {
+			return
+		}
+		s.clientClosed = true
+	case event.Server:
+		if s.serverClosed {
+			return
+		}
+		s.serverClosed = true
+	default:
+		return
+	}
+	if s.firstClose == event.NoSide {
+		s.firstClose = side
+	}
+	if s.opaque {
+		return
+	}
+	lb := &s.cli
+	if side == event.Server {
+		lb = &s.srv
+	}
+	if len(lb.buf) > 0 && (side != event.Server || s.body == nil) {
+		line := append([]byte(nil), lb.buf...)
+		lb.buf = lb.buf[:0]
+		s.violate(at, "POP3-LINE-001", side, lb.start, side.String()+" stream ended inside a line without CRLF: "+quoteShort(line), "")
+		if side == event.Client {
+			s.clientLine(at, line, lb.start)
+		} else {
+			s.serverLine(at, line, lb.start)
+		}
+	}
+	if side != event.Server {
+		return
+	}
+	if b := s.body; b != nil {
+		hint := ""
+		if pre := b.scan.LastLinePrefix(); b.scan.Partial() && len(pre) > 0 {
+			hint = "; the last line is unterminated"
+		}
+		s.violate(at, "POP3-MULTI-001", event.Server, s.srv.off, fmt.Sprintf("connection closed inside the %s body after %d octets%s", b.x.verb, b.scan.Stats.WireOctets, hint), "")
+	}
+	if !s.clientClosed && len(s.fifo) > 0 {
+		if !s.quitAnswered {
+			d := fmt.Sprintf("server closed with %d command(s) unanswered, first %s", len(s.fifo), s.fifo[0].verb)
+			if p := s.lastDone; p != nil && p.status.Indicator == wire.ERR {
+				d += "; its last reply was -ERR " + p.status.Text
+			}
+			s.violate(at, "POP3-CONN-003", event.Server, s.srv.off, d, "")
+		}
+	}
+}
+
+// Finish ends the session at time at: it reports what only the end can
+// show and emits the final state. Further calls do nothing.
+func (s *Session) Finish(at time.Time) {
+	if s.state == Closed || s.state == Aborted {
+		return
+	}
+	// Lines still held behind a barrier were sent: show them.
+	if held := s.tentative; len(held) > 0 && !s.opaque {
+		s.tentative = nil
+		for _, t := range held {
+			s.command(t.at, t.raw, t.off)
+		}
+	}
+	if !s.opaque && s.greeted && !s.quitAnswered {
+		by := s.firstClose
+		if by == event.NoSide {
+			by = event.Server
+		}
+		d := "connection ended without QUIT"
+		if s.quitSent {
+			d = "connection ended before the QUIT reply"
+		}
+		if s.state == Transaction {
+			d += ": no UPDATE, DELE marks are void"
+		}
+		s.violate(at, "POP3-CONN-004", by, 0, d+" (closed first by the "+by.String()+")", "")
+	}
+	for id, n := range s.reports {
+		if n > maxReportsPerRule {
+			s.publish(&event.Event{Type: event.Note, Time: at, Rule: id,
+				Detail: fmt.Sprintf("%s fired %d times; %d reports were suppressed", id, n, n-maxReportsPerRule)})
+		}
+	}
+	if s.quitAnswered && (s.state == Update || s.state.Authorization()) {
+		s.setState(at, Closed)
+	} else {
+		s.setState(at, Aborted)
+	}
+}
+
+// ---- helpers ----
+
+func (s *Session) head() *exchange {
+	if len(s.fifo) == 0 {
+		return nil
+	}
+	return s.fifo[0]
+}
+
+func (s *Session) setState(at time.Time, to State) {
+	if s.state == to {
+		return
+	}
+	from := s.state
+	s.state = to
+	s.publish(&event.Event{Type: event.State, Time: at, From: string(from), To: string(to)})
+}
+
+func (s *Session) goOpaque(at time.Time, by event.Side, rule, detail string) {
+	if s.opaque {
+		return
+	}
+	if rule != "" {
+		s.violate(at, rule, by, 0, detail, "")
+	}
+	s.opaque = true
+	s.body = nil
+	s.fifo = nil
+	s.tentative = nil
+	s.publish(&event.Event{Type: event.Opaque, Time: at, By: by, Detail: detail})
+	s.setState(at, Opaque)
+}
+
+// violate emits a violation of rule (a catalog ID). sev overrides the
+// catalog severity for sub-cases ("" keeps it).
+func (s *Session) violate(at time.Time, rule string, by event.Side, off int64, detail string, sev event.Severity) {
+	r := ruleIndex[rule]
+	if r == nil {
+		panic("decode: unknown rule " + rule) // programming error, caught by tests
+	}
+	if sev == "" {
+		sev = r.Severity
+	}
+	s.reports[rule]++
+	if s.reports[rule] > maxReportsPerRule {
+		return
+	}
+	s.counts.Violations[sev]++
+	s.publish(&event.Event{Type: event.Violation, Time: at, By: by, Offset: off, Rule: rule, Severity: sev, Detail: detail})
+}
+
+func (s *Session) violateOnce(at time.Time, rule string, by event.Side, off int64, detail string, sev event.Severity) {
+	if s.reports[rule] > 0 {
+		return
+	}
+	s.violate(at, rule, by, off, detail, sev)
+}
+
+func (s *Session) publish(e *event.Event) {
+	s.seq++
+	e.Session = s.opt.Session
+	e.Seq = s.seq
+	s.emit(e)
+}
+
+// Publish stamps an event that did not come from the decoder (session
+// start and end, TLS facts from the proxy) with the session ID and the next
+// sequence number, and emits it in order with the decoder's own events.
+func (s *Session) Publish(e *event.Event) { s.publish(e) }
+
+func statusString(st wire.Status) string {
+	switch st.Indicator {
+	case wire.OK:
+		return "+OK"
+	case wire.ERR:
+		return "-ERR"
+	case wire.Continuation:
+		return "+"
+	}
+	return st.Raw
+}
+
+// quoteShort renders b for a detail text, escaped and cut to 80 bytes.
+func quoteShort(b []byte) string {
+	const max = 80
+	cut := ""
+	if len(b) > max {
+		b, cut = b[:max], "…"
+	}
+	return fmt.Sprintf("%q%s", b, cut)
+}
+
+// isTLSRecord reports whether p starts like a TLS handshake record.
+func isTLSRecord(p []byte) bool {
+	return len(p) >= 2 && p[0] == 0x16 && p[1] == 0x03
+}
+
+// notPOP3Server names the protocol when a greeting is clearly not POP3.
+func notPOP3Server(line []byte) string {
+	switch {
+	case bytes.HasPrefix(line, []byte("* OK")) || bytes.HasPrefix(line, []byte("* PREAUTH")):
+		return "server greeting " + quoteShort(line) + " is IMAP, not POP3 (upstream port 143/993?); decoding stops"
+	case len(line) >= 4 && string(line[:3]) == "220" && (line[3] == ' ' || line[3] == '-'):
+		return "server greeting " + quoteShort(line) + " is SMTP, not POP3 (upstream port 25/465/587?); decoding stops"
+	case bytes.HasPrefix(line, []byte("+ POP2")):
+		return "server greeting is POP2 (RFC 937, port 109), not POP3; decoding stops"
+	case bytes.HasPrefix(line, []byte("HTTP/")):
+		return "server speaks HTTP, not POP3; decoding stops"
+	case len(line) > 0 && line[0] == 0x16:
+		return "server sent a TLS record as greeting: the upstream expects implicit TLS; decoding stops"
+	}
+	return ""
+}
+
+// notPOP3Client names the protocol when the first client command is
+// clearly another protocol.
+func notPOP3Client(cmd wire.Command, line []byte) string {
+	switch cmd.Keyword {
+	case "GET", "POST", "HEAD", "PUT", "CONNECT", "OPTIONS":
+		if bytes.Contains(line, []byte("HTTP/")) {
+			return "client speaks HTTP, not POP3; decoding stops"
+		}
+	case "EHLO", "HELO":
+		return "client sent " + cmd.Keyword + ": SMTP (or POP2 HELO), not POP3 — wrong port?; decoding stops"
+	}
+	if len(cmd.Args) > 0 {
+		switch strings.ToUpper(cmd.Args[0]) {
+		case "LOGIN", "CAPABILITY", "AUTHENTICATE", "STARTTLS", "SELECT":
+			if len(cmd.RawKey) > 0 && cmd.Keyword != "AUTH" && cmd.Keyword != "USER" && cmd.Keyword != "PASS" && cmd.Keyword != "APOP" {
+				return "client sent tagged command " + quoteShort(line) + ": IMAP, not POP3 (port 143/993?); decoding stops"
+			}
+		}
+	}
+	return ""
+}

@@ -1,0 +1,316 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/binary"
+)
+
+// Body scanning: the dot-unstuffing state machine of RFC 1939 §3 as a
+// streaming scanner. It is fed the raw bytes of a multi-line reply body as
+// they arrive, never rewrites or retains them (except a bounded copy of
+// short lines for structured bodies such as CAPA or LIST), and counts what
+// a debugger needs: delivered octets (the CRLF-form size LIST must report),
+// wire octets, lines, and anomalies with the line they first occur on.
+
+// LineInfo describes one complete content line of a body.
+type LineInfo struct {
+	Num     int64 // 1-based line number within the body
+	Offset  int64 // offset of the raw line within the body
+	Len     int64 // content length without stuffing dot and line end
+	EOL     EOL
+	Stuffed bool // started with a stuffing dot that was removed
+	// Content is the unstuffed line without its terminator, present only
+	// when Len <= BodyScanner.CaptureMax. Valid during the callback only.
+	Content []byte
+}
+
+// Anomaly counts one kind of irregularity in a body and where it first
+// appeared.
+type Anomaly struct {
+	Count     int64
+	FirstLine int64 // 1-based line number
+	FirstOff  int64 // offset of that line within the body
+}
+
+func (a *Anomaly) add(line, off int64) {
+	if a.Count == 0 {
+		a.FirstLine, a.FirstOff = line, off
+	}
+	a.Count++
+}
+
+// BodyStats are the figures a scanner accumulates.
+type BodyStats struct {
+	WireOctets int64 // raw octets including stuffing dots and the terminator line
+	Octets     int64 // delivered size: sum of (content length + 2) per line
+	Lines      int64 // content lines (the terminator is not counted)
+	LongestLen int64 // longest content line, without terminator
+
+	BareLF   Anomaly // line ended in LF without CR (POP3-LINE-001)
+	BareCR   Anomaly // CR inside a line (POP3-LINE-003)
+	NUL      Anomaly // NUL octet (POP3-LINE-009)
+	Long     Anomaly // line longer than 1000 octets incl. CRLF (POP3-LINE-006)
+	BadStuff Anomaly // '.' followed by neither '.' nor line end (POP3-MULTI-002)
+	High     Anomaly // octets >= 0x80 in any line
+	// HighHeader and HighBody split High at the first empty line, for
+	// message bodies (RETR, TOP).
+	HighHeader, HighBody Anomaly
+	// HeaderLines counts lines up to and including the first empty line;
+	// Separator reports whether an empty line was seen at all.
+	HeaderLines int64
+	Separator   bool
+	// TermBareLF: the terminator itself was ".\n".
+	TermBareLF bool
+}
+
+// MaxMessageLine is the RFC 5322 §2.1.1 line limit incl. CRLF used for
+// POP3-LINE-006.
+const MaxMessageLine = 1000
+
+// BodyScanner frames one multi-line body. Create one per body; the zero
+// value with CaptureMax 0 is ready to use.
+type BodyScanner struct {
+	// CaptureMax is the longest line whose content is copied into
+	// LineInfo.Content for OnLine (0: never).
+	CaptureMax int
+	// OnLine, if set, is called for every complete content line. If it
+	// returns true the scan stops before that line's end is accounted as
+	// body: Scan returns with Stopped set (used to abandon a structured
+	// body that lost its terminator, POP3-MULTI-004).
+	OnLine func(*LineInfo) (stop bool)
+
+	Stats BodyStats
+	Done  bool // the terminator was seen
+	// Stopped is set when OnLine asked to stop; StopLine then holds the
+	// raw line (with terminator) that caused it.
+	Stopped  bool
+	StopLine []byte
+
+	// per-line state
+	inLine    bool
+	lineOff   int64
+	lineLen   int64 // raw bytes of the current line so far
+	prefix    [3]byte
+	prefixN   int
+	last2     [2]byte // last two raw bytes of the line so far
+	bareCR    bool
+	pendingCR bool // the line so far ends in CR
+	nul       bool
+	high      bool
+	capture   []byte
+	captured  bool
+}
+
+// Scan consumes bytes of the body from p and returns how many it used. It
+// stops right after the terminator line (Done) or when OnLine asks
+// (Stopped); otherwise it uses all of p.
+func (b *BodyScanner) Scan(p []byte) int {
+	// Whole-chunk pre-checks let the per-line loop skip work for clean data.
+	chkNUL := bytes.IndexByte(p, 0) >= 0
+	chkHigh := hasHigh(p)
+	chkCR := b.pendingCR || bytes.IndexByte(p, '\r') >= 0
+	i := 0
+	for i < len(p) {
+		if !b.inLine {
+			b.startLine()
+		}
+		rest := p[i:]
+		j := bytes.IndexByte(rest, '\n')
+		seg := rest
+		complete := false
+		if j >= 0 {
+			seg = rest[:j+1]
+			complete = true
+		}
+		b.addSegment(seg, chkNUL, chkHigh, chkCR)
+		i += len(seg)
+		if complete && b.endLine() {
+			return i
+		}
+	}
+	return i
+}
+
+func (b *BodyScanner) startLine() {
+	b.inLine = true
+	b.lineOff = b.Stats.WireOctets
+	b.lineLen = 0
+	b.prefixN = 0
+	b.last2 = [2]byte{}
+	b.bareCR, b.pendingCR = false, false
+	b.nul, b.high = false, false
+	b.capture = b.capture[:0]
+	b.captured = b.CaptureMax > 0
+}
+
+func (b *BodyScanner) addSegment(seg []byte, chkNUL, chkHigh, chkCR bool) {
+	for k := 0; b.prefixN < 3 && k < len(seg); k++ {
+		b.prefix[b.prefixN] = seg[k]
+		b.prefixN++
+	}
+	b.lineLen += int64(len(seg))
+	b.Stats.WireOctets += int64(len(seg))
+	if chkNUL && !b.nul && bytes.IndexByte(seg, 0) >= 0 {
+		b.nul = true
+	}
+	if chkHigh && !b.high && hasHigh(seg) {
+		b.high = true
+	}
+	if chkCR && !b.bareCR {
+		b.checkCR(seg)
+	}
+	if n := len(seg); n >= 2 {
+		b.last2 = [2]byte{seg[n-2], seg[n-1]}
+	} else {
+		b.last2 = [2]byte{b.last2[1], seg[0]}
+	}
+	if b.captured {
+		if len(b.capture)+len(seg) <= b.CaptureMax+3 {
+			b.capture = append(b.capture, seg...)
+		} else {
+			b.captured = false
+		}
+	}
+}
+
+// checkCR finds a CR that is not followed by LF; a CR at the end of a
+// segment is decided by the first byte of the next one.
+func (b *BodyScanner) checkCR(seg []byte) {
+	if b.pendingCR {
+		b.pendingCR = false
+		if seg[0] != '\n' {
+			b.bareCR = true
+			return
+		}
+	}
+	for k := 0; ; {
+		m := bytes.IndexByte(seg[k:], '\r')
+		if m < 0 {
+			return
+		}
+		k += m
+		if k+1 == len(seg) {
+			b.pendingCR = true
+			return
+		}
+		if seg[k+1] != '\n' {
+			b.bareCR = true
+			return
+		}
+		k++
+	}
+}
+
+// endLine finishes the current raw line; it returns true at the terminator
+// or when OnLine stops the scan.
+func (b *BodyScanner) endLine() bool {
+	b.inLine = false
+	crlf := b.lineLen >= 2 && b.last2[0] == '\r' // the byte before LF was CR
+	eolLen := int64(1)
+	eol := EOLLF
+	if crlf {
+		eolLen, eol = 2, EOLCRLF
+	}
+	content := b.lineLen - eolLen
+	// Terminator: exactly "." CRLF (or "." LF, reported as bare LF).
+	if content == 1 && b.prefix[0] == '.' {
+		b.Done = true
+		if !crlf {
+			b.Stats.TermBareLF = true
+			b.Stats.BareLF.add(b.Stats.Lines+1, b.lineOff)
+		}
+		return true
+	}
+	stuffed := false
+	if content >= 1 && b.prefix[0] == '.' {
+		stuffed = true
+		content--
+		if b.prefixN > 1 && b.prefix[1] != '.' {
+			b.Stats.BadStuff.add(b.Stats.Lines+1, b.lineOff)
+		}
+	}
+	num := b.Stats.Lines + 1
+	if !crlf {
+		b.Stats.BareLF.add(num, b.lineOff)
+	}
+	if b.bareCR {
+		b.Stats.BareCR.add(num, b.lineOff)
+	}
+	if b.nul {
+		b.Stats.NUL.add(num, b.lineOff)
+	}
+	if content+2 > MaxMessageLine {
+		b.Stats.Long.add(num, b.lineOff)
+	}
+	if b.high {
+		b.Stats.High.add(num, b.lineOff)
+		if b.Stats.Separator {
+			b.Stats.HighBody.add(num, b.lineOff)
+		} else {
+			b.Stats.HighHeader.add(num, b.lineOff)
+		}
+	}
+	if !b.Stats.Separator {
+		b.Stats.HeaderLines++
+		if content == 0 {
+			b.Stats.Separator = true
+		}
+	}
+	if content > b.Stats.LongestLen {
+		b.Stats.LongestLen = content
+	}
+	if b.OnLine != nil {
+		li := LineInfo{Num: num, Offset: b.lineOff, Len: content, EOL: eol, Stuffed: stuffed}
+		if b.captured {
+			c := b.capture
+			if stuffed {
+				c = c[1:]
+			}
+			li.Content = c[:content]
+		}
+		if b.OnLine(&li) {
+			b.Stopped = true
+			b.StopLine = append([]byte(nil), b.capture...)
+			// The line is not part of the body: undo its accounting.
+			b.Stats.WireOctets -= b.lineLen
+			return true
+		}
+	}
+	b.Stats.Lines = num
+	b.Stats.Octets += content + 2
+	return false
+}
+
+// Partial reports whether a line has been started but not finished.
+func (b *BodyScanner) Partial() bool { return b.inLine && b.lineLen > 0 }
+
+// LastLinePrefix returns up to the first three octets of the line in
+// progress (or the last line), for close-time hints.
+func (b *BodyScanner) LastLinePrefix() []byte { return b.prefix[:b.prefixN] }
+
+// hasHigh reports whether any octet of p is >= 0x80, eight bytes at a time.
+func hasHigh(p []byte) bool {
+	const mask = 0x8080808080808080
+	for len(p) >= 32 {
+		if (binary.LittleEndian.Uint64(p)|binary.LittleEndian.Uint64(p[8:])|
+			binary.LittleEndian.Uint64(p[16:])|binary.LittleEndian.Uint64(p[24:]))&mask != 0 {
+			return true
+		}
+		p = p[32:]
+	}
+	for len(p) >= 8 {
+		if binary.LittleEndian.Uint64(p)&mask != 0 {
+			return true
+		}
+		p = p[8:]
+	}
+	for _, c := range p {
+		if c >= 0x80 {
+			return true
+		}
+	}
+	return false
+}
+
+// HasHigh reports whether any octet of p is >= 0x80.
+func HasHigh(p []byte) bool { return hasHigh(p) }

@@ -1,0 +1,3 @@
+module github.com/popscope/popscope
+
+go 1.26
