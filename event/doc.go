@@ -20,7 +20,10 @@
 //     DefaultQueueLen events) and returns. A slow or stuck observer costs
 //     the publisher nothing but that append.
 //   - Each observer runs on its own goroutine and receives events one at a
-//     time, in the order Publish was called. Events of one session are
+//     time, in the order Publish was called. Wake-ups are batched: an
+//     observer is woken at most DeliveryDelay (2 ms) after the first event
+//     waiting for it, or at once when its queue is half full, so observers
+//     do not compete with the relay for the CPU on every event. Events of one session are
 //     published by that session under its own lock, so per-session order
 //     (Event.Seq) is preserved for every observer; events of different
 //     sessions interleave in publish order.

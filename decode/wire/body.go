@@ -87,30 +87,85 @@ type BodyScanner struct {
 	StopLine []byte
 
 	// per-line state
-	inLine    bool
-	lineOff   int64
-	lineLen   int64 // raw bytes of the current line so far
-	prefix    [3]byte
-	prefixN   int
-	last2     [2]byte // last two raw bytes of the line so far
-	bareCR    bool
-	pendingCR bool // the line so far ends in CR
-	nul       bool
-	high      bool
-	capture   []byte
-	captured  bool
+	inLine  bool
+	lineOff int64
+	lineLen int64 // raw bytes of the current line so far
+	prefix  [3]byte
+	prefixN int
+	last2   [2]byte // last two raw bytes of the line so far
+	// lineBareCR: a CR that ended the previous chunk was not followed
+	// by LF (a bare CR inside the current line).
+	lineBareCR bool
+	pendingCR  bool // the consumed input ends in CR inside a line
+	// where the current chunk began: line number, offset, and the offset
+	// of the line in progress at that point
+	chunkLine, chunkOff, chunkLineOff int64
+	nul                               bool
+	high                              bool
+	capture                           []byte
+	captured                          bool
 }
 
 // Scan consumes bytes of the body from p and returns how many it used. It
 // stops right after the terminator line (Done) or when OnLine asks
 // (Stopped); otherwise it uses all of p.
+//
+// Cost: clean data (CRLF lines, no NUL, no 8-bit, no callback) takes a
+// fast path of one IndexByte and a few compares per line; chunks with
+// anomalies take the general path. Bare CRs are found per chunk by
+// counting: a chunk whose CRs all belong to CRLF line ends needs no
+// per-line CR search.
 func (b *BodyScanner) Scan(p []byte) int {
-	// Whole-chunk pre-checks let the per-line loop skip work for clean data.
 	chkNUL := bytes.IndexByte(p, 0) >= 0
 	chkHigh := hasHigh(p)
-	chkCR := b.pendingCR || bytes.IndexByte(p, '\r') >= 0
+	nCR := bytes.Count(p, crByte)
+	b.chunkLine, b.chunkOff, b.chunkLineOff = b.Stats.Lines+1, b.Stats.WireOctets, b.Stats.WireOctets
+	if b.inLine {
+		b.chunkLineOff = b.lineOff
+	}
+	crEnds := 0 // CRs of this chunk that end up in CRLF line ends
+	// A CR that ended the previous chunk is half of a CRLF only if this
+	// chunk starts with LF.
+	if b.pendingCR && p[0] != '\n' {
+		b.lineBareCR = true
+	}
+	b.pendingCR = false
 	i := 0
+	fast := !chkNUL && !chkHigh && b.OnLine == nil
 	for i < len(p) {
+		if fast && !b.inLine {
+			// Fast path: whole lines inside p.
+			j := bytes.IndexByte(p[i:], '\n')
+			if j < 0 {
+				b.startLine()
+			} else {
+				line := p[i : i+j+1]
+				n := int64(len(line))
+				crlf := n >= 2 && line[n-2] == '\r'
+				if crlf {
+					crEnds++
+				}
+				if line[0] == '.' || !crlf || n > MaxMessageLine || !b.Stats.Separator {
+					// Unusual lines go through the general path.
+					b.startLine()
+					b.addSegment(line, false, false)
+					i += len(line)
+					if b.endLine() {
+						return b.finishChunk(p, nCR, crEnds, i)
+					}
+					continue
+				}
+				content := n - 2
+				b.Stats.WireOctets += n
+				b.Stats.Octets += content + 2
+				b.Stats.Lines++
+				if content > b.Stats.LongestLen {
+					b.Stats.LongestLen = content
+				}
+				i += len(line)
+				continue
+			}
+		}
 		if !b.inLine {
 			b.startLine()
 		}
@@ -122,13 +177,61 @@ func (b *BodyScanner) Scan(p []byte) int {
 			seg = rest[:j+1]
 			complete = true
 		}
-		b.addSegment(seg, chkNUL, chkHigh, chkCR)
+		b.addSegment(seg, chkNUL, chkHigh)
 		i += len(seg)
-		if complete && b.endLine() {
-			return i
+		if complete {
+			if len(seg) >= 2 && seg[len(seg)-2] == '\r' {
+				crEnds++
+			}
+			if b.endLine() {
+				return b.finishChunk(p, nCR, crEnds, i)
+			}
 		}
 	}
-	return i
+	if len(p) > 0 && p[len(p)-1] == '\r' && b.inLine {
+		b.pendingCR = true
+	}
+	return b.finishChunk(p, nCR, crEnds, len(p))
+}
+
+var crByte = []byte{'\r'}
+
+// finishChunk finds bare CRs in the consumed part of a chunk: every CR that
+// is neither part of a CRLF line end nor pending at the end of the chunk.
+func (b *BodyScanner) finishChunk(p []byte, nCR, crEnds int, ret int) int {
+	if nCR == 0 {
+		return ret
+	}
+	used := nCR
+	if ret < len(p) {
+		p = p[:ret]
+		used = bytes.Count(p, crByte)
+	}
+	pending := 0
+	if b.pendingCR {
+		pending = 1
+	}
+	if used-crEnds-pending <= 0 {
+		return ret
+	}
+	// Rare: locate the bare CRs to name their lines.
+	line, off := b.chunkLine, b.chunkLineOff
+	lastCounted := int64(-1)
+	lineStart := 0
+	for k := 0; k < len(p); k++ {
+		switch p[k] {
+		case '\n':
+			line++
+			lineStart = k + 1
+			off = b.chunkOff + int64(lineStart)
+		case '\r':
+			if k+1 < len(p) && p[k+1] != '\n' && line != lastCounted {
+				b.Stats.BareCR.add(line, off)
+				lastCounted = line
+			}
+		}
+	}
+	return ret
 }
 
 func (b *BodyScanner) startLine() {
@@ -137,13 +240,13 @@ func (b *BodyScanner) startLine() {
 	b.lineLen = 0
 	b.prefixN = 0
 	b.last2 = [2]byte{}
-	b.bareCR, b.pendingCR = false, false
+	b.lineBareCR = false
 	b.nul, b.high = false, false
 	b.capture = b.capture[:0]
 	b.captured = b.CaptureMax > 0
 }
 
-func (b *BodyScanner) addSegment(seg []byte, chkNUL, chkHigh, chkCR bool) {
+func (b *BodyScanner) addSegment(seg []byte, chkNUL, chkHigh bool) {
 	for k := 0; b.prefixN < 3 && k < len(seg); k++ {
 		b.prefix[b.prefixN] = seg[k]
 		b.prefixN++
@@ -156,9 +259,6 @@ func (b *BodyScanner) addSegment(seg []byte, chkNUL, chkHigh, chkCR bool) {
 	if chkHigh && !b.high && hasHigh(seg) {
 		b.high = true
 	}
-	if chkCR && !b.bareCR {
-		b.checkCR(seg)
-	}
 	if n := len(seg); n >= 2 {
 		b.last2 = [2]byte{seg[n-2], seg[n-1]}
 	} else {
@@ -170,34 +270,6 @@ func (b *BodyScanner) addSegment(seg []byte, chkNUL, chkHigh, chkCR bool) {
 		} else {
 			b.captured = false
 		}
-	}
-}
-
-// checkCR finds a CR that is not followed by LF; a CR at the end of a
-// segment is decided by the first byte of the next one.
-func (b *BodyScanner) checkCR(seg []byte) {
-	if b.pendingCR {
-		b.pendingCR = false
-		if seg[0] != '\n' {
-			b.bareCR = true
-			return
-		}
-	}
-	for k := 0; ; {
-		m := bytes.IndexByte(seg[k:], '\r')
-		if m < 0 {
-			return
-		}
-		k += m
-		if k+1 == len(seg) {
-			b.pendingCR = true
-			return
-		}
-		if seg[k+1] != '\n' {
-			b.bareCR = true
-			return
-		}
-		k++
 	}
 }
 
@@ -233,7 +305,7 @@ func (b *BodyScanner) endLine() bool {
 	if !crlf {
 		b.Stats.BareLF.add(num, b.lineOff)
 	}
-	if b.bareCR {
+	if b.lineBareCR {
 		b.Stats.BareCR.add(num, b.lineOff)
 	}
 	if b.nul {
