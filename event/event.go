@@ -38,6 +38,11 @@ const (
 	Note Type = "note"
 	// Dropped: the bus discarded events for a slow observer. Observer, Dropped.
 	Dropped Type = "dropped"
+	// TLS: a TLS handshake finished (or failed) on one leg. TLS, Error.
+	TLS Type = "tls"
+	// Login: the session entered TRANSACTION. User, Verb (the mechanism:
+	// PASS, APOP, AUTH PLAIN ...).
+	Login Type = "login"
 )
 
 // Side says which peer sent the bytes an event is about.
@@ -172,6 +177,35 @@ type Event struct {
 	// Observer drops.
 	Observer string `json:"observer,omitempty"`
 	Dropped  uint64 `json:"dropped,omitempty"`
+
+	// User is the login identity (USER/APOP name, SASL authcid) on login
+	// events and on session_end. Never a password.
+	User string `json:"user,omitempty"`
+
+	// TLS describes a handshake on one leg (type "tls").
+	TLS *TLSInfo `json:"tls,omitempty"`
+}
+
+// TLSInfo is what popscope saw of a TLS handshake on one leg.
+type TLSInfo struct {
+	// Leg is "client" (client↔proxy) or "server" (proxy↔upstream).
+	Leg Side `json:"leg"`
+	// Mode: "implicit" (TLS from the first byte), "stls" (upgrade), or
+	// "passthrough" (not terminated; fields come from the handshake bytes).
+	Mode        string    `json:"mode"`
+	Version     string    `json:"version,omitempty"` // "TLS 1.3"
+	Cipher      string    `json:"cipher,omitempty"`
+	SNI         string    `json:"sni,omitempty"`
+	ALPN        string    `json:"alpn,omitempty"`
+	PeerSubject string    `json:"peer_subject,omitempty"`
+	PeerIssuer  string    `json:"peer_issuer,omitempty"`
+	PeerExpiry  time.Time `json:"peer_not_after,omitzero"`
+	// Verified reports whether the peer certificate chain was verified;
+	// VerifyError says why not (or "skipped: --upstream-insecure").
+	Verified    bool   `json:"verified,omitempty"`
+	VerifyError string `json:"verify_error,omitempty"`
+	// Offered lists the versions a ClientHello offered (passthrough).
+	Offered []string `json:"offered,omitempty"`
 }
 
 // Millis converts a duration to fractional milliseconds for the *MS fields.
