@@ -3,6 +3,7 @@ package decode
 import (
 	"bytes"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -39,6 +40,12 @@ type Options struct {
 	// ClientTLS / ServerTLS say that the respective leg is already inside
 	// TLS when the session starts (implicit TLS).
 	ClientTLS, ServerTLS bool
+	// Store, if set, is the cross-session memory shared by sessions
+	// (GREET-003, UIDL-004, SESS-*, EXT-001..003).
+	Store *Store
+	// Endpoint is the upstream as the proxy dialled it: the first half of
+	// the store key.
+	Endpoint string
 }
 
 // Session decodes one POP3 connection. It is sans-io: the caller feeds it
@@ -81,9 +88,45 @@ type Session struct {
 	serverClosed  bool
 	clientClosed  bool
 	firstClose    event.Side
-	caps          map[string]string // last successful CAPA: tag -> args
-	capaOK        bool
 	postQuitBytes bool
+	quitInTrans   bool // QUIT was executed in TRANSACTION
+
+	// Capabilities (capa.go).
+	caps         *capSet // last successful CAPA in the current security context
+	capaByCtx    map[capCtx]*capSet
+	capaEverOK   bool
+	capaFailed   bool
+	capaNoted    map[string]bool
+	capsStaleTLS bool // TLS started and no CAPA since
+	stlsListed   bool
+	stlsRefused  bool
+	auth002      bool
+	utf8Mode     bool
+	langOK       bool
+
+	clientTLS, serverTLS bool
+	tlsWaitC, tlsWaitS   bool // STLS +OK seen; first bytes of the handshake pending
+	stlsOK               bool
+	// upgrader, if set (StartTLS mode), is called when STLS is accepted
+	// instead of going opaque.
+	upgrader   func(at time.Time)
+	now        time.Time // time of the bytes being decoded
+	layerWatch bool      // a SASL security layer may start (SASL-010)
+
+	server *serverKind // identified implementation (QUIRK-001)
+	drop   *maildrop   // per-session maildrop, from TRANSACTION on
+	store  *Store
+
+	boxOpen       bool
+	listedUIDs    map[string]bool
+	retrievedUIDs map[string]bool
+
+	lastClientAt time.Time // last client bytes
+	lastReplyAt  time.Time // end of the last complete reply
+	pipe002      bool
+	idle003      bool
+	legacyShape  *exchange // +OK to a non-standard command, shape undecided
+	unsolicited  *unsolicitedLine
 
 	reports map[string]int // per-rule report counts
 	counts  Counts
@@ -109,8 +152,13 @@ type exchange struct {
 	awaiting   bool // a challenge is waiting for the client's answer
 	challenges int
 	cancelled  bool
+	sasl       *saslState
+	syntaxBad  bool // SYNTAX-001/005 (error) fired at send time
+	lowerKey   bool
+	badUTF8    bool
 	status     wire.Status
 	startedAt  time.Time // when the reply began
+	replyOff   int64     // offset of the status line
 	illegal    bool      // STATE-001 fired when it reached the head
 	noUser     bool      // PASS without an accepted USER
 }
@@ -126,8 +174,12 @@ type bodyState struct {
 	scan  wire.BodyScanner
 	start int64 // stream offset of the body's first byte
 	// structured-body parsing
-	capaLines map[string]string
-	structErr bool
+	capaLines []capaLine
+	capa      bool
+	listCount int
+	listTotal int64
+	seen      map[int]bool
+	uidIndex  map[string]int
 }
 
 // lineBuf assembles one line at a time with a hard cap.
@@ -136,6 +188,7 @@ type lineBuf struct {
 	start     int64 // stream offset of the line's first byte
 	off       int64 // bytes consumed in this direction
 	overflow  bool  // current line exceeded the cap; excess discarded
+	lastCR    bool  // the bytes so far of the current line end in CR
 	dropped   int64 // bytes discarded from the current line
 	truncated bool
 }
@@ -149,11 +202,16 @@ func New(opt Options, emit func(*event.Event)) *Session {
 		emit = func(*event.Event) {}
 	}
 	return &Session{
-		opt:     opt,
-		emit:    emit,
-		state:   GreetingWait,
-		reports: map[string]int{},
-		counts:  Counts{Violations: map[event.Severity]int{}},
+		opt:       opt,
+		emit:      emit,
+		state:     GreetingWait,
+		reports:   map[string]int{},
+		counts:    Counts{Violations: map[event.Severity]int{}},
+		capaByCtx: map[capCtx]*capSet{},
+		capaNoted: map[string]bool{},
+		clientTLS: opt.ClientTLS,
+		serverTLS: opt.ServerTLS,
+		store:     opt.Store,
 	}
 }
 
@@ -171,6 +229,22 @@ func (s *Session) Counts() Counts { return s.counts }
 func (s *Session) Feed(side event.Side, at time.Time, p []byte) {
 	if len(p) == 0 {
 		return
+	}
+	s.now = at
+	// After STLS +OK (passthrough) the first octets of each side should
+	// start a TLS handshake; anything else is an injection hazard.
+	if side == event.Client && s.tlsWaitC {
+		s.tlsWaitC = false
+		if !isTLSRecord(p) && len(s.tentative) == 0 {
+			s.violate(at, "POP3-TLS-003", event.Client, s.cli.off, "after STLS +OK the client sent "+quoteShort(firstLine(p))+" instead of a TLS handshake", "")
+		}
+		s.tlsWaitDone(at)
+	}
+	if side == event.Server && s.tlsWaitS && s.opaque {
+		s.tlsWaitS = false
+		if !isTLSRecord(p) {
+			s.violate(at, "POP3-TLS-005", event.Server, s.srv.off, "after +OK to STLS the server sent "+quoteShort(firstLine(p))+" instead of a TLS ServerHello (response injection hazard)", "")
+		}
 	}
 	if s.opaque {
 		s.account(side, p)
@@ -195,17 +269,26 @@ func (s *Session) account(side event.Side, p []byte) {
 // ---- client direction ----
 
 func (s *Session) feedClient(at time.Time, p []byte) {
-	if !s.cliSeen {
-		s.cliSeen = true
-		if isTLSRecord(p) {
-			s.goOpaque(at, event.Client, "POP3-CONN-005", "TLS ClientHello on a plaintext connection: the client expects implicit TLS (port 995?); decoding stops")
+	s.lastClientAt = at
+	if s.layerWatch {
+		s.layerWatch = false
+		if !looksLikeText(p) {
+			s.goOpaque(at, event.Client, "POP3-SASL-010", "after AUTH succeeded the client sends non-text bytes: a SASL security layer; decoding stops")
 			s.account(event.Client, p)
 			return
 		}
 	}
-	if s.quitSent && !s.postQuitBytes {
-		s.postQuitBytes = true
-		s.violate(at, "POP3-STATE-005", event.Client, s.cli.off, "client sent bytes after QUIT", "")
+	if !s.cliSeen {
+		// Judge the first two octets, which may arrive one at a time.
+		first := append(append([]byte(nil), s.cli.buf...), p...)
+		if len(first) >= 2 || first[0] != 0x16 {
+			s.cliSeen = true
+			if isTLSRecord(first) && !s.clientTLS {
+				s.goOpaque(at, event.Client, "POP3-CONN-005", "TLS ClientHello on a plaintext connection: the client expects implicit TLS (port 995?); decoding stops")
+				s.account(event.Client, p)
+				return
+			}
+		}
 	}
 	s.cli.feed(p, s.opt.MaxLine, func(line []byte, start int64, over bool, dropped int64) {
 		if over {
@@ -240,11 +323,20 @@ func (lb *lineBuf) feed(p []byte, limit int, fn func(line []byte, start int64, o
 			lb.dropped += int64(len(chunk) - max(room, 0))
 			lb.overflow = true
 		}
+		lastCR := len(chunk) == 1 && chunk[0] == '\n' && lb.lastCR
+		if i < 0 && len(chunk) > 0 {
+			lb.lastCR = chunk[len(chunk)-1] == '\r'
+		}
 		if i >= 0 {
+			lb.lastCR = lastCR
 			line, over, dropped := lb.buf, lb.overflow, lb.dropped
 			if over && (len(line) == 0 || line[len(line)-1] != '\n') {
-				// Keep the terminator so the line is framed like the original.
-				line = append(line, '\n')
+				// Keep the terminator the original line had.
+				if lb.lastCR || (len(chunk) >= 2 && chunk[len(chunk)-2] == '\r') {
+					line = append(line, '\r', '\n')
+				} else {
+					line = append(line, '\n')
+				}
 			}
 			fn(line, lb.start, over, dropped)
 			lb.buf = lb.buf[:0]
@@ -257,6 +349,12 @@ func (lb *lineBuf) feed(p []byte, limit int, fn func(line []byte, start int64, o
 }
 
 func (s *Session) clientLine(at time.Time, raw []byte, off int64) {
+	s.clientLineHeld(at, raw, off, false)
+}
+
+// clientLineHeld handles one client line; held says it was sent while a
+// barrier (AUTH, STLS) was unresolved, which makes it pipelined.
+func (s *Session) clientLineHeld(at time.Time, raw []byte, off int64, held bool) {
 	if s.opaque {
 		return
 	}
@@ -280,7 +378,7 @@ func (s *Session) clientLine(at time.Time, raw []byte, off int64) {
 		s.tentative = append(s.tentative, tentLine{raw: append([]byte(nil), raw...), at: at, off: off})
 		return
 	}
-	s.command(at, raw, off)
+	s.command(at, raw, off, held)
 }
 
 // barrierPending reports whether an AUTH (with mechanism) or STLS is in the
@@ -294,7 +392,12 @@ func (s *Session) barrierPending() bool {
 	return false
 }
 
-func (s *Session) command(at time.Time, raw []byte, off int64) {
+func (s *Session) command(at time.Time, raw []byte, off int64, held bool) {
+	s.flushUnsolicited()
+	if s.quitSent && !s.postQuitBytes {
+		s.postQuitBytes = true
+		s.violate(at, "POP3-STATE-005", event.Client, off, "client sent bytes after QUIT", "")
+	}
 	line, eol := wire.TrimEOL(raw)
 	s.lineChecks(at, event.Client, line, eol, off)
 	if !s.greeted && s.srv.off == 0 {
@@ -310,8 +413,8 @@ func (s *Session) command(at time.Time, raw []byte, off int64) {
 	info, known := commands[cmd.Keyword]
 	s.nextID++
 	x := &exchange{id: s.nextID, cmd: cmd, verb: cmd.Keyword, info: info, known: known, sentAt: at, offset: off}
-	x.pipelined = len(s.fifo) > 0
-	if len(raw) > wire.MaxCommandLine {
+	x.pipelined = len(s.fifo) > 0 || held
+	if len(raw) > wire.MaxCommandLine && !(x.verb == "AUTH" && len(cmd.Args) > 1) {
 		s.violate(at, "POP3-LINE-004", event.Client, off, fmt.Sprintf("command line is %d octets (limit 255 incl. CRLF)", len(raw)), "")
 	}
 	if !wire.IsPrintableASCII(line) && !s.utf8Exempt(cmd) {
@@ -321,8 +424,39 @@ func (s *Session) command(at time.Time, raw []byte, off int64) {
 	args, redacted := s.redactArgs(cmd)
 	s.publish(&event.Event{Type: event.Command, Time: at, By: event.Client, Offset: off, ID: x.id,
 		Verb: displayVerb(cmd), Args: args, Redacted: redacted, Pipelined: x.pipelined})
-	if x.verb == "QUIT" {
+	s.sendChecks(at, x, line, off)
+	s.capaForCommand(at, x, off)
+	if x.pipelined && s.greeted && !s.caps.has("PIPELINING") {
+		d := x.verb + " sent before the previous reply was complete"
+		if s.caps == nil {
+			d += " (capabilities unknown: no CAPA succeeded)"
+		} else {
+			d += ", but PIPELINING was not in CAPA"
+		}
+		s.violate(at, "POP3-PIPE-001", event.Client, off, d, "")
+	}
+	switch x.verb {
+	case "QUIT":
 		s.quitSent = true
+	case "AUTH":
+		if len(cmd.Args) > 0 {
+			if len(raw) > wire.MaxCommandLine {
+				s.violate(at, "POP3-LINE-004", event.Client, off, fmt.Sprintf("command line is %d octets (limit 255 incl. CRLF)", len(raw)), "")
+			}
+			s.authSent(at, x, raw, off)
+		}
+	case "PASS":
+		if !s.clientTLS && len(cmd.Rest) > 0 {
+			s.cleartextCredentials(at, "PASS", off)
+		}
+	case "RPOP":
+		if !s.clientTLS {
+			s.violate(at, "POP3-AUTH-001", event.Client, off, "RPOP sends no secret but authenticates by trusting the client host's privileged source port", "")
+		}
+	case "STLS":
+		if s.clientTLS {
+			s.violate(at, "POP3-TLS-002", event.Client, off, "STLS while TLS is already active", "")
+		}
 	}
 	s.fifo = append(s.fifo, x)
 }
@@ -332,7 +466,7 @@ func (s *Session) command(at time.Time, raw []byte, off int64) {
 func (s *Session) utf8Exempt(cmd wire.Command) bool {
 	switch cmd.Keyword {
 	case "USER", "PASS", "APOP":
-		return strings.Contains(strings.ToUpper(s.caps["UTF8"]), "USER")
+		return strings.Contains(strings.ToUpper(s.caps.get("UTF8")), "USER")
 	}
 	return false
 }
@@ -387,13 +521,28 @@ func (s *Session) saslLine(at time.Time, x *exchange, raw []byte, off int64) {
 		args, red = string(line), false
 	}
 	s.publish(&event.Event{Type: event.SASLResponse, Time: at, By: event.Client, Offset: off, ID: x.id, Verb: "AUTH", Args: args, Redacted: red})
+	s.saslMessage(at, x, string(line), false, off)
 }
 
 // ---- server direction ----
 
 func (s *Session) feedServer(at time.Time, p []byte) {
 	s.srvSeen = true
+	if s.layerWatch && s.body == nil {
+		s.layerWatch = false
+		if !looksLikeText(p) {
+			s.goOpaque(at, event.Server, "POP3-SASL-010", "after AUTH succeeded the server sends non-text bytes: a SASL security layer; decoding stops")
+		}
+	}
 	for len(p) > 0 && !s.opaque {
+		if s.tlsWaitS {
+			s.tlsWaitS = false
+			if !isTLSRecord(p) {
+				s.violate(at, "POP3-TLS-005", event.Server, s.srv.off, "after +OK to STLS the server sent "+quoteShort(firstLine(p))+" instead of a TLS ServerHello (response injection hazard)", "")
+			}
+			s.tlsWaitDone(at)
+			continue
+		}
 		if s.body != nil {
 			n := s.body.scan.Scan(p)
 			s.srv.off += int64(n)
@@ -438,6 +587,7 @@ func (s *Session) serverLine(at time.Time, raw []byte, off int64) {
 	if s.resync {
 		st := wire.ParseStatus(line)
 		if string(line) == "." {
+			s.resyncN++
 			s.endResync(at, off, "terminator")
 			return
 		}
@@ -453,9 +603,21 @@ func (s *Session) serverLine(at time.Time, raw []byte, off int64) {
 	}
 	s.lineChecks(at, event.Server, line, eol, off)
 	st := wire.ParseStatus(line)
+	if st.Indicator != wire.NotStatus {
+		s.flushLegacy()
+	}
 	x := s.head()
-	if x != nil && x.verb == "AUTH" && len(x.cmd.Args) > 0 && st.Indicator == wire.Continuation {
-		s.continuation(at, x, st, line, off)
+	if x != nil && x.verb == "AUTH" && len(x.cmd.Args) > 0 && len(line) > 0 && line[0] == '+' &&
+		st.Indicator != wire.OK && !(st.Indicator == wire.Malformed && strings.HasPrefix(strings.ToUpper(st.Raw), "+OK")) {
+		// "+ text" is a challenge; "+" alone or "+text" is a malformed one (SASL-006).
+		exact := len(line) >= 2 && line[1] == ' '
+		text := ""
+		if exact {
+			text = string(line[2:])
+		} else if len(line) > 1 {
+			text = string(line[1:])
+		}
+		s.continuation(at, x, text, exact, off)
 		return
 	}
 	switch st.Indicator {
@@ -477,8 +639,13 @@ func (s *Session) serverLine(at time.Time, raw []byte, off int64) {
 	if len(raw) > wire.MaxStatusLine {
 		s.violate(at, "POP3-LINE-005", event.Server, off, fmt.Sprintf("status line is %d octets (limit 512 incl. CRLF)", len(raw)), "")
 	}
+	s.flushUnsolicited()
 	if x == nil {
-		s.violate(at, "POP3-CONN-002", event.Server, off, "server sent "+quoteShort(line)+" with no command outstanding", "")
+		if s.quitAnswered {
+			s.violate(at, "POP3-STATE-005", event.Server, off, "server sent "+quoteShort(line)+" after its QUIT reply (it must close)", "")
+			return
+		}
+		s.unsolicited = &unsolicitedLine{at: at, off: off, line: append([]byte(nil), line...)}
 		return
 	}
 	s.reply(at, x, st, off)
@@ -509,6 +676,11 @@ func (s *Session) greeting(at time.Time, line []byte, eol wire.EOL, off int64, r
 	if ev != nil {
 		s.publish(ev)
 	}
+	s.identify(at, st.Text, false)
+	if s.timestamp != "" && s.store != nil && s.store.seenStamp(s.opt.Endpoint, s.timestamp) {
+		s.violate(at, "POP3-GREET-003", event.Server, off, "APOP timestamp "+s.timestamp+" was already used in an earlier greeting of "+s.opt.Endpoint, "")
+	}
+	s.respChecks(at, nil, st, off)
 	switch st.Indicator {
 	case wire.OK:
 		s.setState(at, AuthReady)
@@ -524,16 +696,14 @@ func (s *Session) greeting(at time.Time, line []byte, eol wire.EOL, off int64, r
 }
 
 // continuation handles a "+ ..." challenge line during AUTH.
-func (s *Session) continuation(at time.Time, x *exchange, st wire.Status, line []byte, off int64) {
+func (s *Session) continuation(at time.Time, x *exchange, text string, exact bool, off int64) {
 	x.challenges++
-	if x.cancelled {
-		s.violate(at, "POP3-SASL-005", event.Server, off, "server sent another challenge after the client cancelled with \"*\"", "")
-	}
 	x.awaiting = true
-	if s.state != AuthSASL {
+	if s.state != AuthSASL && s.state.Authorization() {
 		s.setState(at, AuthSASL)
 	}
-	s.publish(&event.Event{Type: event.Continuation, Time: at, By: event.Server, Offset: off, ID: x.id, Verb: "AUTH", Status: "+", Text: st.Text})
+	s.publish(&event.Event{Type: event.Continuation, Time: at, By: event.Server, Offset: off, ID: x.id, Verb: "AUTH", Status: "+", Text: text})
+	s.challenge(at, x, text, exact, off)
 	// A line the client sent ahead of the challenge is the answer (§3.2).
 	if len(s.tentative) > 0 {
 		t := s.tentative[0]
@@ -546,20 +716,27 @@ func (s *Session) continuation(at time.Time, x *exchange, st wire.Status, line [
 func (s *Session) reply(at time.Time, x *exchange, st wire.Status, off int64) {
 	x.status = st
 	x.startedAt = at
+	x.replyOff = off
+	ok := st.Indicator == wire.OK
 	s.executionChecks(at, x, st, off)
-	if st.Indicator == wire.OK {
+	s.respChecks(at, x, st, off)
+	s.dropExec(at, x, ok, off)
+	if ok {
 		sh := single
 		if x.known {
 			sh = x.info.shape(len(x.cmd.Args))
 		}
 		if sh == multi {
 			b := &bodyState{x: x, start: s.srv.off}
-			if x.verb == "CAPA" || x.verb == "LIST" || x.verb == "UIDL" || x.verb == "AUTH" || x.verb == "LANG" {
+			switch x.verb {
+			case "CAPA", "LIST", "UIDL", "AUTH", "LANG":
 				b.scan.CaptureMax = captureMax
-				b.scan.OnLine = func(li *wire.LineInfo) bool { return s.structuredLine(at, b, li) }
-				if x.verb == "CAPA" {
-					b.capaLines = map[string]string{}
-				}
+				b.scan.OnLine = func(li *wire.LineInfo) bool { return s.structuredLine(b, li) }
+				b.capa = x.verb == "CAPA"
+				b.seen = map[int]bool{}
+				b.uidIndex = map[string]int{}
+			case "RETR", "TOP":
+				b.scan.Hash = true
 			}
 			s.body = b
 			return
@@ -570,21 +747,30 @@ func (s *Session) reply(at time.Time, x *exchange, st wire.Status, off int64) {
 
 // structuredLine checks one line of a CAPA, LIST, UIDL, LANG or AUTH-list
 // body; it returns true to abandon the body (MULTI-004).
-func (s *Session) structuredLine(at time.Time, b *bodyState, li *wire.LineInfo) bool {
+func (s *Session) structuredLine(b *bodyState, li *wire.LineInfo) bool {
+	at := s.now
 	c := li.Content
+	off := b.start + li.Offset
 	if c == nil {
+		if b.capa {
+			s.violate(at, "POP3-LINE-005", event.Server, off, fmt.Sprintf("CAPA line is %d octets (limit 512 incl. CRLF)", li.Len+2), "")
+		}
 		return false
 	}
 	if st := wire.ParseStatus(c); (st.Indicator == wire.OK || st.Indicator == wire.ERR) && !li.Stuffed {
-		s.violate(at, "POP3-MULTI-004", event.Server, b.start+li.Offset, "status line "+quoteShort(c)+" inside a "+b.x.verb+" body: terminator probably missing; body closed here", "")
+		s.violate(at, "POP3-MULTI-004", event.Server, off, "status line "+quoteShort(c)+" inside a "+b.x.verb+" body: terminator probably missing; body closed here", "")
 		return true
 	}
-	if b.capaLines != nil {
-		tag, args, _ := strings.Cut(string(c), " ")
-		b.capaLines[strings.ToUpper(tag)] = args
+	switch b.x.verb {
+	case "CAPA":
 		if len(c)+2 > wire.MaxCapaLine {
-			s.violate(at, "POP3-LINE-005", event.Server, b.start+li.Offset, fmt.Sprintf("CAPA line is %d octets (limit 512 incl. CRLF)", len(c)+2), "")
+			s.violate(at, "POP3-LINE-005", event.Server, off, fmt.Sprintf("CAPA line is %d octets (limit 512 incl. CRLF)", len(c)+2), "")
 		}
+		if tag, args, ok := s.checkCapaLine(at, off, c); ok {
+			b.capaLines = append(b.capaLines, capaLine{tag: tag, args: args, off: off})
+		}
+	case "LIST", "UIDL":
+		s.listBodyLine(at, b, c, off)
 	}
 	return false
 }
@@ -594,9 +780,14 @@ func (s *Session) endBody(at time.Time) {
 	s.body = nil
 	st := &b.scan.Stats
 	s.bodyChecks(at, b)
-	if b.capaLines != nil {
-		s.caps = b.capaLines
-		s.capaOK = true
+	off := b.start
+	switch b.x.verb {
+	case "CAPA":
+		s.capaDone(at, off, b.capaLines)
+	case "LIST", "UIDL":
+		s.listBodyDone(at, b, off)
+	case "RETR", "TOP":
+		s.messageDone(at, b, off)
 	}
 	s.finish(at, b.x, st)
 }
@@ -633,6 +824,14 @@ func (s *Session) bodyChecks(at time.Time, b *bodyState) {
 	if a := st.NUL; a.Count > 0 {
 		s.violate(at, "POP3-LINE-009", event.Server, b.start+a.FirstOff, where(a, "NUL octet"), "")
 	}
+	if !s.utf8Mode {
+		if a := st.HighHeader; a.Count > 0 {
+			s.violate(at, "POP3-EXT-005", event.Server, b.start+a.FirstOff, where(a, "8-bit octets in the header section without UTF-8 mode"), "")
+		}
+		if a := st.HighBody; a.Count > 0 {
+			s.violate(at, "POP3-EXT-006", event.Server, b.start+a.FirstOff, where(a, "8-bit octets in the body without UTF-8 mode"), "")
+		}
+	}
 }
 
 // finish completes an exchange: publishes the response, pops it and
@@ -651,17 +850,27 @@ func (s *Session) finish(at time.Time, x *exchange, body *wire.BodyStats) {
 		ev.Octets, ev.WireOctets, ev.Lines = body.Octets, body.WireOctets, body.Lines
 	}
 	s.publish(ev)
+	if body == nil {
+		s.dropSingle(at, x, x.status, x.replyOff)
+	}
+	if lat := at.Sub(x.sentAt); lat > slowReply && x.verb != "AUTH" {
+		s.violate(at, "POP3-TIME-003", event.Client, x.offset, fmt.Sprintf("%s took %v to answer (slow server or a deliberate delay)", x.verb, lat.Round(time.Millisecond)), "")
+	}
 	s.transition(at, x)
 	s.lastDone = x
+	s.lastReplyAt = at
 	// Lines held behind a barrier become commands once it is resolved.
 	if len(s.tentative) > 0 && !s.barrierPending() && !s.opaque {
 		held := s.tentative
 		s.tentative = nil
 		for _, t := range held {
-			s.clientLine(t.at, t.raw, t.off)
+			s.clientLineHeld(t.at, t.raw, t.off, true)
 		}
 	}
 }
+
+// slowReply is the command-to-reply gap that TIME-003 reports.
+const slowReply = 10 * time.Second
 
 // transition applies the state change for a completed exchange (§2.2).
 func (s *Session) transition(at time.Time, x *exchange) {
@@ -685,42 +894,112 @@ func (s *Session) transition(at time.Time, x *exchange) {
 		if len(x.cmd.Args) == 0 && x.verb == "AUTH" {
 			return // mechanism discovery
 		}
-		if s.state.Authorization() {
-			if ok {
-				s.setState(at, Transaction)
-			} else {
-				s.setState(at, AuthReady)
+		if x.verb == "AUTH" {
+			s.authFinished(at, x, ok, x.replyOff)
+		}
+		if !s.state.Authorization() {
+			return
+		}
+		if s.store != nil {
+			s.storeLogin(at, x, ok, x.status.Code, x.replyOff)
+		}
+		if !ok {
+			s.setState(at, AuthReady)
+			return
+		}
+		if !s.serverTLS && !s.auth002 && (x.verb == "PASS" || (x.sasl != nil && passwordMechs[x.sasl.mech])) {
+			s.auth002 = true
+			s.violate(at, "POP3-AUTH-002", event.Server, x.replyOff, "server accepted a password login without TLS", "")
+		}
+		s.setState(at, Transaction)
+		s.drop = newMaildrop()
+		mech := x.verb
+		if x.verb == "AUTH" {
+			mech = "AUTH " + strings.ToUpper(x.cmd.Args[0])
+		}
+		s.publish(&event.Event{Type: event.Login, Time: at, By: event.Server, ID: x.id, User: s.user, Verb: mech})
+	case "CAPA":
+		if !ok {
+			s.capaFailed = true
+			if s.stlsListed || s.stlsOK {
+				s.violate(at, "POP3-CAPA-005", event.Server, x.replyOff, "CAPA answered -ERR although the server implements STLS", "")
 			}
 		}
 	case "STLS":
-		if s.state.Authorization() && ok {
+		if !ok {
+			s.stlsRefused = true
+			if s.stlsListed {
+				s.violate(at, "POP3-TLS-006", event.Server, x.replyOff, "STLS was advertised but the command failed: "+quoteShort([]byte(x.status.Text)), "")
+			}
+			return
+		}
+		s.stlsOK = true
+		if s.capaFailed {
+			s.violate(at, "POP3-CAPA-005", event.Server, x.replyOff, "STLS accepted although CAPA was answered -ERR (implementing STLS requires CAPA)", "")
+		}
+		if s.state.Authorization() {
 			s.setState(at, TLSUpgrade)
-			s.goOpaque(at, event.Server, "", "STLS accepted: the connection switches to TLS, which this relay passes through without terminating; decoding stops")
+			if s.upgrader == nil {
+				// Passthrough: look at the first bytes of each side, then
+				// stop decoding.
+				s.tlsWaitC, s.tlsWaitS = true, true
+			} else {
+				s.upgrader(at)
+			}
+		}
+	case "UTF8":
+		if ok {
+			s.utf8Mode = true
+		}
+	case "LANG":
+		if ok && len(x.cmd.Args) > 0 {
+			s.langOK = true
 		}
 	case "QUIT":
 		s.quitAnswered = true
 		s.quitOK = ok
 		if s.state == Transaction {
+			s.quitInTrans = true
 			s.setState(at, Update)
 		} else if !ok && s.state.Authorization() {
-			s.violate(at, "POP3-STATE-005", event.Server, x.offset, "QUIT in AUTHORIZATION answered with "+statusString(x.status)+" (only +OK is defined)", "")
-		}
-	default:
-		if s.state == AuthUser {
-			// Any other command after USER +OK cancels the pending USER
-			// for PASS (STATE-003 judges the PASS).
-			s.setState(at, AuthReady)
+			s.violate(at, "POP3-STATE-005", event.Server, x.replyOff, "QUIT in AUTHORIZATION answered with "+statusString(x.status)+" (only +OK is defined)", "")
 		}
 	}
+	if s.state == AuthUser && x.verb != "USER" && x.verb != "PASS" {
+		// Any other command after USER +OK cancels the pending USER for
+		// PASS (STATE-003 judges the PASS).
+		s.setState(at, AuthReady)
+	}
+}
+
+// tlsWaitDone is called when the first post-STLS bytes of a side have been
+// looked at; once both have, a passthrough session goes opaque.
+func (s *Session) tlsWaitDone(at time.Time) {
+	if s.opaque {
+		return
+	}
+	s.goOpaque(at, event.NoSide, "", "STLS accepted: TLS is passed through without terminating it; decoding stops for this session")
 }
 
 // executionChecks evaluates state rules when the reply to x begins, using
 // the state reached after all earlier replies (§3.2).
 func (s *Session) executionChecks(at time.Time, x *exchange, st wire.Status, off int64) {
 	ok := st.Indicator == wire.OK
+	if x.lowerKey {
+		d := "keyword " + quoteShort([]byte(x.cmd.RawKey)) + " is not upper case (legal: keywords are case-insensitive)"
+		if !ok && x.known && !x.syntaxBad && s.legalNow(x) {
+			d += "; the server refused an otherwise valid command: that refusal is the server's fault"
+		}
+		s.violate(at, "POP3-SYNTAX-002", event.Client, x.offset, d, "")
+	}
+	if ok && (x.syntaxBad || x.badUTF8) {
+		s.violate(at, "POP3-SYNTAX-006", event.Server, off, "server answered +OK to the malformed command "+quoteShort(s.displayLine(x, []byte(x.cmd.RawKey+" "+x.cmd.Rest))), "")
+	}
 	if !x.known || s.state == GreetingWait {
-		if !x.known && ok && x.verb != "" && len(x.cmd.RawKey) >= 3 && len(x.cmd.RawKey) <= 4 {
-			s.violate(at, "POP3-LEGACY-002", event.Client, x.offset, "server answered +OK to the non-standard command "+x.verb, "")
+		if !x.known && ok && x.verb != "" && !x.syntaxBad {
+			// Reported once the shape is known (§3.5): by the next server
+			// line, or at the end.
+			s.legacyShape = x
 		}
 		return
 	}
@@ -735,9 +1014,18 @@ func (s *Session) executionChecks(at time.Time, x *exchange, st wire.Status, off
 	illegal := (auth && !x.info.inAuth) || (trans && !x.info.inTrans)
 	switch x.verb {
 	case "STLS":
-		illegal = false // TLS-001 (issue #4) judges STLS placement
-		if trans {
+		illegal = false // TLS-001 judges STLS placement
+		switch {
+		case trans:
 			s.violate(at, "POP3-TLS-001", event.Client, x.offset, "STLS in TRANSACTION state", "")
+		case s.utf8Mode:
+			s.violate(at, "POP3-TLS-001", event.Client, x.offset, "STLS after UTF8 got +OK (RFC 6856 §2.1)", "")
+		}
+		if (trans || s.utf8Mode) && ok {
+			s.violate(at, "POP3-STATE-002", event.Server, off, "server answered +OK to STLS in the wrong state", "")
+		}
+		if s.clientTLS && ok {
+			s.violate(at, "POP3-TLS-002", event.Server, off, "server answered +OK to STLS while TLS is active: TLS inside TLS", "")
 		}
 	case "PASS":
 		if auth && s.state != AuthUser {
@@ -784,8 +1072,9 @@ func (s *Session) executionChecks(at time.Time, x *exchange, st wire.Status, off
 // strayLine handles a server line that is not a status line where one was
 // expected: data after a single-line reply, or garbage (§3.5).
 func (s *Session) strayLine(at time.Time, line []byte, off int64) {
-	if p := s.lastDone; p != nil && !p.known && p.status.Indicator == wire.OK && s.lastDone.id == s.nextID && len(s.fifo) == 0 {
-		s.violate(at, "POP3-LEGACY-002", event.Server, off, "+OK to "+p.verb+" was followed by data: treated as an unknown multi-line reply", "")
+	if p := s.legacyShape; p != nil && s.lastDone == p {
+		s.legacyShape = nil
+		s.violate(at, "POP3-LEGACY-002", event.Client, p.offset, s.legacyDetail(p, "multi-line (data followed the +OK)"), "")
 	} else {
 		detail := "data line " + quoteShort(line) + " where a status line was expected"
 		if p := s.lastDone; p != nil {
@@ -797,10 +1086,29 @@ func (s *Session) strayLine(at time.Time, line []byte, off int64) {
 	s.resyncN = 1
 }
 
+// legacyDetail describes a +OK to a non-standard command.
+func (s *Session) legacyDetail(x *exchange, shape string) string {
+	d := "server answered +OK to the non-standard command " + x.verb + "; reply shape " + shape
+	if !vendorKeywords[x.verb] {
+		d += ". No known implementation defines it; RFC 1939 §3 expects -ERR for unknown commands, but the wire cannot prove the server lacks a private command"
+	}
+	return d
+}
+
+// flushLegacy reports a pending +OK to a non-standard command as
+// single-line.
+func (s *Session) flushLegacy() {
+	if p := s.legacyShape; p != nil {
+		s.legacyShape = nil
+		s.violate(s.now, "POP3-LEGACY-002", event.Client, p.offset, s.legacyDetail(p, "single-line"), "")
+	}
+}
+
 func (s *Session) endResync(at time.Time, off int64, how string) {
 	s.resync = false
 	s.publish(&event.Event{Type: event.Note, Time: at, By: event.Server, Offset: off,
 		Detail: fmt.Sprintf("resynchronised after %d unexpected data lines (at %s)", s.resyncN, how)})
+	s.legacyShape = nil
 	s.resyncN = 0
 }
 
@@ -813,7 +1121,7 @@ func (s *Session) lineChecks(at time.Time, by event.Side, line []byte, eol wire.
 	if bytes.IndexByte(line, '\r') >= 0 {
 		s.violate(at, "POP3-LINE-002", by, off, "CR inside a line: "+quoteShort(line), "")
 	}
-	if by == event.Server && wire.HasHigh(line) {
+	if by == event.Server && !s.utf8Mode && !s.langOK && wire.HasHigh(line) {
 		s.violate(at, "POP3-LINE-008", by, off, "status text contains 8-bit octets without UTF8/LANG: "+quoteShort(line), "")
 	}
 }
@@ -867,6 +1175,10 @@ func (s *Session) Close(side event.Side, at time.Time) {
 		}
 		s.violate(at, "POP3-MULTI-001", event.Server, s.srv.off, fmt.Sprintf("connection closed inside the %s body after %d octets%s", b.x.verb, b.scan.Stats.WireOctets, hint), "")
 	}
+	if !s.clientClosed && len(s.fifo) == 0 && s.body == nil && !s.quitSent && s.greeted {
+		s.idleClose(at)
+	}
+	s.unsolicited = nil
 	if !s.clientClosed && len(s.fifo) > 0 {
 		if !s.quitAnswered {
 			d := fmt.Sprintf("server closed with %d command(s) unanswered, first %s", len(s.fifo), s.fifo[0].verb)
@@ -888,7 +1200,7 @@ func (s *Session) Finish(at time.Time) {
 	if held := s.tentative; len(held) > 0 && !s.opaque {
 		s.tentative = nil
 		for _, t := range held {
-			s.command(t.at, t.raw, t.off)
+			s.command(t.at, t.raw, t.off, true)
 		}
 	}
 	if !s.opaque && s.greeted && !s.quitAnswered {
@@ -905,11 +1217,22 @@ func (s *Session) Finish(at time.Time) {
 		}
 		s.violate(at, "POP3-CONN-004", by, 0, d+" (closed first by the "+by.String()+")", "")
 	}
+	s.flushUnsolicited()
+	s.flushLegacy()
+	ids := make([]string, 0, len(s.reports))
 	for id, n := range s.reports {
 		if n > maxReportsPerRule {
-			s.publish(&event.Event{Type: event.Note, Time: at, Rule: id,
-				Detail: fmt.Sprintf("%s fired %d times; %d reports were suppressed", id, n, n-maxReportsPerRule)})
+			ids = append(ids, id)
 		}
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		n := s.reports[id]
+		s.publish(&event.Event{Type: event.Note, Time: at, Rule: id,
+			Detail: fmt.Sprintf("%s fired %d times; %d reports were suppressed", id, n, n-maxReportsPerRule)})
+	}
+	if s.store != nil && !s.opaque {
+		s.storeEnd(at)
 	}
 	if s.quitAnswered && (s.state == Update || s.state.Authorization()) {
 		s.setState(at, Closed)
@@ -918,7 +1241,110 @@ func (s *Session) Finish(at time.Time) {
 	}
 }
 
+// idleClose judges a server close while no command is outstanding
+// (TIME-001, TIME-002): an inactivity timer shorter than 10 minutes.
+func (s *Session) idleClose(at time.Time) {
+	last := s.lastClientAt
+	if s.lastReplyAt.After(last) {
+		last = s.lastReplyAt
+	}
+	if last.IsZero() || at.Sub(s.lastReplyAt) < time.Second || at.Sub(s.lastClientAt) >= 10*time.Minute {
+		return // right after a reply (CONN rules), or a legal timeout
+	}
+	rule := ""
+	switch {
+	case s.state == Transaction:
+		rule = "POP3-TIME-001"
+	case s.state.Authorization():
+		rule = "POP3-TIME-002"
+	default:
+		return
+	}
+	d := fmt.Sprintf("server closed an idle %s session %v after the client's last activity (the timer must be at least 10 minutes)",
+		map[bool]string{true: "TRANSACTION", false: "AUTHORIZATION"}[s.state == Transaction], at.Sub(s.lastClientAt).Round(time.Second))
+	if u := s.unsolicited; u != nil {
+		d += "; it sent " + quoteShort(u.line) + " first (the RFC says to close without a reply)"
+	}
+	s.violate(at, rule, event.Server, s.srv.off, d, "")
+}
+
+// unsolicitedLine is a server line with no command outstanding, held until
+// we know whether a close follows (an idle-logout message, CONN-002's
+// exception).
+type unsolicitedLine struct {
+	at   time.Time
+	off  int64
+	line []byte
+}
+
+func (s *Session) flushUnsolicited() {
+	if u := s.unsolicited; u != nil {
+		s.unsolicited = nil
+		s.violate(u.at, "POP3-CONN-002", event.Server, u.off, "server sent "+quoteShort(u.line)+" with no command outstanding", "")
+	}
+}
+
+// Tick lets the decoder judge silence: call it now and then (the proxy
+// does every few seconds) with the current time. It reports PIPE-002 (the
+// server stopped answering queued commands for a minute) and TIME-003
+// (a client idling in TRANSACTION for 10 minutes).
+func (s *Session) Tick(now time.Time) {
+	if s.opaque || s.state == Closed || s.state == Aborted {
+		return
+	}
+	if len(s.fifo) >= 2 && !s.pipe002 && !s.barrierPending() && s.body == nil {
+		last := s.lastReplyAt
+		if first := s.fifo[0].sentAt; first.After(last) {
+			last = first
+		}
+		if now.Sub(last) >= time.Minute {
+			s.pipe002 = true
+			s.violate(now, "POP3-PIPE-002", event.Server, s.srv.off, fmt.Sprintf("server silent for %v with %d commands outstanding (first %s)", now.Sub(last).Round(time.Second), len(s.fifo), s.fifo[0].verb), "")
+		}
+	}
+	if s.state == Transaction && len(s.fifo) == 0 && !s.lastClientAt.IsZero() && now.Sub(s.lastClientAt) >= 10*time.Minute && !s.idle003 {
+		s.idle003 = true
+		s.violate(now, "POP3-TIME-003", event.Client, s.cli.off, fmt.Sprintf("client idle in TRANSACTION for %v: the maildrop stays locked for other clients", now.Sub(s.lastClientAt).Round(time.Second)), "")
+	}
+}
+
 // ---- helpers ----
+
+// legalNow reports whether x is legal in the current state (table 2.3).
+func (s *Session) legalNow(x *exchange) bool {
+	switch {
+	case s.state.Authorization():
+		return x.info.inAuth
+	case s.state == Transaction:
+		return x.info.inTrans
+	}
+	return true
+}
+
+// firstLine returns p up to and including its first LF (at most 80 bytes).
+func firstLine(p []byte) []byte {
+	if i := bytes.IndexByte(p, '\n'); i >= 0 {
+		p = p[:i+1]
+	}
+	if len(p) > 80 {
+		p = p[:80]
+	}
+	return p
+}
+
+// looksLikeText reports whether p starts like a POP3 line: printable
+// ASCII, SP, TAB, CR or LF in its first 16 octets.
+func looksLikeText(p []byte) bool {
+	if len(p) > 16 {
+		p = p[:16]
+	}
+	for _, c := range p {
+		if (c < 0x20 && c != '\r' && c != '\n' && c != '\t') || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
 
 func (s *Session) head() *exchange {
 	if len(s.fifo) == 0 {
@@ -966,6 +1392,7 @@ func (s *Session) violate(at time.Time, rule string, by event.Side, off int64, d
 		return
 	}
 	s.counts.Violations[sev]++
+	detail += s.quirkNote(rule)
 	s.publish(&event.Event{Type: event.Violation, Time: at, By: by, Offset: off, Rule: rule, Severity: sev, Detail: detail})
 }
 
@@ -989,6 +1416,9 @@ func (s *Session) publish(e *event.Event) {
 func (s *Session) Publish(e *event.Event) { s.publish(e) }
 
 func statusString(st wire.Status) string {
+	if st.Raw != "" && st.Raw != "+OK" && st.Raw != "-ERR" && st.Raw != "+" {
+		return st.Raw // a malformed indicator, shown as sent
+	}
 	switch st.Indicator {
 	case wire.OK:
 		return "+OK"
@@ -1012,7 +1442,7 @@ func quoteShort(b []byte) string {
 
 // isTLSRecord reports whether p starts like a TLS handshake record.
 func isTLSRecord(p []byte) bool {
-	return len(p) >= 2 && p[0] == 0x16 && p[1] == 0x03
+	return len(p) >= 1 && p[0] == 0x16 && (len(p) == 1 || p[1] == 0x03)
 }
 
 // notPOP3Server names the protocol when a greeting is clearly not POP3.

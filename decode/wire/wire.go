@@ -136,7 +136,7 @@ func ParseStatus(line []byte) Status {
 		}
 		// "+OKAY", "+OK\t", "+OK." — indicator not followed by SP or CRLF.
 		st.Indicator, st.Raw = Malformed, string(firstToken(line))
-		st.Text = string(rest)
+		st.Text = afterToken(line)
 		return st
 	case bytes.HasPrefix(line, []byte("-ERR")):
 		rest := line[4:]
@@ -150,7 +150,7 @@ func ParseStatus(line []byte) Status {
 			return st
 		}
 		st.Indicator, st.Raw = Malformed, string(firstToken(line))
-		st.Text = string(rest)
+		st.Text = afterToken(line)
 		return st
 	case len(line) >= 1 && line[0] == '+' && (len(line) == 1 || line[1] == ' '):
 		st.Indicator, st.Raw = Continuation, "+"
@@ -163,11 +163,18 @@ func ParseStatus(line []byte) Status {
 	switch strings.ToUpper(string(tok)) {
 	case "+OK", "-ERR", "OK", "ERR", "+OKAY", "-ERROR", "ERROR", "-OK", "+ERR":
 		st.Indicator, st.Raw = Malformed, string(tok)
-		if len(line) > len(tok) {
-			st.Text = strings.TrimPrefix(string(line[len(tok):]), " ")
-		}
+		st.Text = afterToken(line)
 	}
 	return st
+}
+
+// afterToken returns the text after the first token and one separator.
+func afterToken(line []byte) string {
+	tok := firstToken(line)
+	if len(line) > len(tok) {
+		return string(line[len(tok)+1:])
+	}
+	return ""
 }
 
 func firstToken(line []byte) []byte {
