@@ -797,14 +797,14 @@ func (s *Session) bodyChecks(at time.Time, b *bodyState) {
 	st := &b.scan.Stats
 	msg := b.x.verb == "RETR" || b.x.verb == "TOP"
 	where := func(a wire.Anomaly, what string) string {
-		d := fmt.Sprintf("%s in %s body", what, b.x.verb)
+		cmd := b.x.verb
 		if len(b.x.cmd.Args) > 0 {
-			d = fmt.Sprintf("%s in %s %s body", what, b.x.verb, b.x.cmd.Args[0])
+			cmd += " " + strings.Join(b.x.cmd.Args, " ")
 		}
 		if a.Count > 1 {
-			return fmt.Sprintf("%s: %d lines, first at line %d", d, a.Count, a.FirstLine)
+			return fmt.Sprintf("%s body, %d lines from line %d: %s", cmd, a.Count, a.FirstLine, what)
 		}
-		return fmt.Sprintf("%s at line %d", d, a.FirstLine)
+		return fmt.Sprintf("%s body, line %d: %s", cmd, a.FirstLine, what)
 	}
 	if a := st.BareLF; a.Count > 0 {
 		s.violate(at, "POP3-LINE-001", event.Server, b.start+a.FirstOff, where(a, "line ends in bare LF"), "")
@@ -826,10 +826,10 @@ func (s *Session) bodyChecks(at time.Time, b *bodyState) {
 	}
 	if !s.utf8Mode {
 		if a := st.HighHeader; a.Count > 0 {
-			s.violate(at, "POP3-EXT-005", event.Server, b.start+a.FirstOff, where(a, "8-bit octets in the header section without UTF-8 mode"), "")
+			s.violate(at, "POP3-EXT-005", event.Server, b.start+a.FirstOff, where(a, "8-bit octets in the header section while UTF-8 mode is off"), "")
 		}
 		if a := st.HighBody; a.Count > 0 {
-			s.violate(at, "POP3-EXT-006", event.Server, b.start+a.FirstOff, where(a, "8-bit octets in the body without UTF-8 mode"), "")
+			s.violate(at, "POP3-EXT-006", event.Server, b.start+a.FirstOff, where(a, "8-bit octets in the message body while UTF-8 mode is off"), "")
 		}
 	}
 }
