@@ -94,6 +94,7 @@ func (s *Session) capaDone(at time.Time, off int64, lines []capaLine) {
 	s.capaByCtx[capCtx{trans: cs.trans, tls: cs.tls}] = cs
 	s.caps = cs
 	s.capaEverOK = true
+	s.capsStaleTLS = false
 	if cs.has("STLS") {
 		s.stlsListed = true
 		switch {

@@ -41,13 +41,16 @@ func (s *Session) respChecks(at time.Time, x *exchange, st wire.Status, off int6
 	if x != nil {
 		verb = x.verb
 	}
+	// Without a CAPA reply (never asked) nothing is known about RESP-CODES
+	// or AUTH-RESP-CODE: only a failed CAPA says the server lacks them.
+	capsKnown := s.caps != nil || s.capaFailed
 	switch {
 	case !registeredCodes[top]:
 		s.violate(at, "POP3-RESP-001", event.Server, off, "response code ["+st.Code+"] is not registered", "")
-	case !respCodes:
+	case !respCodes && capsKnown:
 		why := "RESP-CODES was not in CAPA"
 		if s.caps == nil {
-			why = "no CAPA was seen"
+			why = "CAPA is not supported"
 		}
 		s.violate(at, "POP3-RESP-001", event.Server, off, "response code ["+st.Code+"] although "+why, "")
 	}
@@ -69,7 +72,7 @@ func (s *Session) respChecks(at time.Time, x *exchange, st wire.Status, off int6
 	}
 	if top == "AUTH" {
 		switch {
-		case !s.caps.has("AUTH-RESP-CODE"):
+		case !s.caps.has("AUTH-RESP-CODE") && capsKnown:
 			s.violate(at, "POP3-RESP-004", event.Server, off, "[AUTH] used but AUTH-RESP-CODE is not in CAPA", "")
 		case x != nil && nonCredentialFailure(x, st.Text):
 			s.violate(at, "POP3-RESP-004", event.Server, off, "[AUTH] marks a failure that is not about credentials: "+quoteShort([]byte(st.Text)), "")

@@ -46,6 +46,10 @@ type Options struct {
 	// Endpoint is the upstream as the proxy dialled it: the first half of
 	// the store key.
 	Endpoint string
+	// TerminateTLS says the proxy terminates STLS itself: after STLS +OK
+	// the session stays decoded and the proxy reports each leg's
+	// handshake with StartTLS. Without it STLS makes the session opaque.
+	TerminateTLS bool
 }
 
 // Session decodes one POP3 connection. It is sans-io: the caller feeds it
@@ -107,11 +111,8 @@ type Session struct {
 	clientTLS, serverTLS bool
 	tlsWaitC, tlsWaitS   bool // STLS +OK seen; first bytes of the handshake pending
 	stlsOK               bool
-	// upgrader, if set (StartTLS mode), is called when STLS is accepted
-	// instead of going opaque.
-	upgrader   func(at time.Time)
-	now        time.Time // time of the bytes being decoded
-	layerWatch bool      // a SASL security layer may start (SASL-010)
+	now                  time.Time // time of the bytes being decoded
+	layerWatch           bool      // a SASL security layer may start (SASL-010)
 
 	server *serverKind // identified implementation (QUIRK-001)
 	drop   *maildrop   // per-session maildrop, from TRANSACTION on
@@ -939,13 +940,13 @@ func (s *Session) transition(at time.Time, x *exchange) {
 		}
 		if s.state.Authorization() {
 			s.setState(at, TLSUpgrade)
-			if s.upgrader == nil {
+			if !s.opt.TerminateTLS {
 				// Passthrough: look at the first bytes of each side, then
 				// stop decoding.
 				s.tlsWaitC, s.tlsWaitS = true, true
-			} else {
-				s.upgrader(at)
 			}
+			// Otherwise the proxy performs the handshakes and calls
+			// StartTLS.
 		}
 	case "UTF8":
 		if ok {
@@ -1307,6 +1308,73 @@ func (s *Session) Tick(now time.Time) {
 		s.violate(now, "POP3-TIME-003", event.Client, s.cli.off, fmt.Sprintf("client idle in TRANSACTION for %v: the maildrop stays locked for other clients", now.Sub(s.lastClientAt).Round(time.Second)), "")
 	}
 }
+
+// StartTLS records that one leg (info.Leg) is now inside TLS, at time at:
+// it emits a "tls" event and applies RFC 2595 §4: on the client leg the
+// session is back in AUTHORIZATION, capabilities learned before must be
+// asked again, and client lines sent after STLS before the handshake (the
+// proxy discards them) are dropped. It reports TLS-008 for versions below
+// TLS 1.2.
+func (s *Session) StartTLS(at time.Time, info *event.TLSInfo) {
+	s.now = at
+	s.publish(&event.Event{Type: event.TLS, Time: at, By: info.Leg, TLS: info})
+	switch info.Leg {
+	case event.Client:
+		s.clientTLS = true
+		s.tentative = nil
+		if s.caps != nil {
+			s.capsStaleTLS = true
+		}
+		if s.state == TLSUpgrade || s.state == AuthUser {
+			s.setState(at, AuthReady)
+		}
+	case event.Server:
+		s.serverTLS = true
+	}
+	if v := info.Version; v == "SSL 3.0" || v == "TLS 1.0" || v == "TLS 1.1" {
+		s.violate(at, "POP3-TLS-008", event.Server, 0, fmt.Sprintf("%s leg negotiated %s (below TLS 1.2)", info.Leg, v), "")
+	}
+}
+
+// TLSFailed reports a failed handshake on one leg. plaintextBy names the
+// side that sent plaintext where a TLS handshake was expected (TLS-007 on
+// an implicit-TLS connection), or NoSide.
+func (s *Session) TLSFailed(at time.Time, info *event.TLSInfo, err error, plaintextBy event.Side) {
+	s.now = at
+	s.publish(&event.Event{Type: event.TLS, Time: at, By: info.Leg, TLS: info, Error: err.Error()})
+	if plaintextBy != event.NoSide {
+		s.violate(at, "POP3-TLS-007", plaintextBy, 0, fmt.Sprintf("%s sent plaintext where implicit TLS was expected: %v", plaintextBy, err), "")
+	}
+	if s.state == TLSUpgrade && info.Leg == event.Server && s.stlsListed {
+		s.violate(at, "POP3-TLS-006", event.Server, 0, "STLS was advertised and accepted, but the TLS handshake failed: "+err.Error(), "")
+	}
+}
+
+// Report emits a violation found outside the decoder (by the proxy, which
+// sees TLS handshakes and its own interventions). rule must be a catalog ID.
+func (s *Session) Report(at time.Time, rule string, by event.Side, detail string) {
+	s.violate(at, rule, by, 0, detail, "")
+}
+
+// HeadVerb returns the command whose reply the server sends next, or "".
+func (s *Session) HeadVerb() string {
+	if x := s.head(); x != nil {
+		return x.verb
+	}
+	return ""
+}
+
+// AtServerReplyStart reports whether the next server octet begins a new
+// reply: no partial line buffered and no multi-line body open.
+func (s *Session) AtServerReplyStart() bool {
+	return s.body == nil && len(s.srv.buf) == 0 && !s.srv.overflow && !s.resync
+}
+
+// ClientTLS reports whether the client leg is inside TLS.
+func (s *Session) ClientTLS() bool { return s.clientTLS }
+
+// Opaque reports whether decoding has stopped for this session.
+func (s *Session) Opaque() bool { return s.opaque }
 
 // ---- helpers ----
 

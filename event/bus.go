@@ -99,6 +99,14 @@ type subscriber struct {
 	done         chan struct{}
 	droppedTotal atomic.Uint64
 	delivered    atomic.Uint64
+	busy         atomic.Bool // inside Observe
+}
+
+// idle reports whether nothing is queued, pending or being observed.
+func (s *subscriber) idle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n == 0 && s.pending == 0 && !s.busy.Load()
 }
 
 // Subscribe attaches an observer under a name (used in drop reports) and
@@ -129,8 +137,10 @@ func (b *Bus) Subscribe(name string, o Observer, opts ...SubOption) *Subscriptio
 // observer. Safe for concurrent use. e must not be modified afterwards.
 func (b *Bus) Publish(e *Event) {
 	b.mu.RLock()
-	for _, s := range b.subs {
-		s.push(e)
+	if !b.closed {
+		for _, s := range b.subs {
+			s.push(e)
+		}
 	}
 	b.mu.RUnlock()
 }
@@ -185,11 +195,13 @@ func (s *subscriber) pop() (e *Event, lost uint64, ok bool) {
 	if s.pending > 0 {
 		lost = s.pending
 		s.pending = 0
+		s.busy.Store(true)
 		return nil, lost, true
 	}
 	if s.n == 0 {
 		return nil, 0, false
 	}
+	s.busy.Store(true) // until Observe returns; idle() looks at it
 	e = s.ring[s.head]
 	s.ring[s.head] = nil
 	s.head = (s.head + 1) % len(s.ring)
@@ -221,6 +233,7 @@ func (s *subscriber) run() {
 			s.bus.publishExcept(e, s)
 		}
 		s.obs.Observe(e)
+		s.busy.Store(false)
 		s.delivered.Add(1)
 	}
 }
@@ -242,6 +255,25 @@ func (b *Bus) Close(ctx context.Context) error {
 	subs := b.subs
 	b.closed = true
 	b.mu.Unlock()
+	// Drain until every observer is quiet: a drop report published while
+	// draining reaches the others before they stop.
+	for {
+		quiet := true
+		for _, s := range subs {
+			if !s.idle() {
+				quiet = false
+				s.signal()
+			}
+		}
+		if quiet {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
 	for _, s := range subs {
 		s.mu.Lock()
 		s.closed = true

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/popscope/popscope/decode"
 	"github.com/popscope/popscope/event"
 	"github.com/popscope/popscope/exporters/jsonl"
 	"github.com/popscope/popscope/exporters/text"
@@ -99,6 +100,8 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	maxLine := fs.Int("max-line", 0, "decoder cap for one command/status line in `BYTES` (default 65536); the relay is never capped")
 	var out outputFlags
 	out.register(fs)
+	var tf tlsFlags
+	tf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, joinLines(
 			"usage: popscope proxy --listen ADDR --upstream HOST:PORT [flags]",
@@ -106,6 +109,11 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 			"Relays every client connection on --listen to --upstream byte for byte, decodes",
 			"both directions, and reports commands, replies and rule violations.",
 			"If the upstream cannot be reached the client gets '-ERR [SYS/TEMP] ...' as greeting.",
+			"",
+			"TLS: popscope terminates TLS on each leg on its own. On --listen it offers STLS",
+			"(adding it to CAPA when the upstream lacks it); --listen-tls takes implicit-TLS",
+			"clients. The upstream leg follows --upstream-tls. Certificates come from popscope's",
+			"own CA (see 'popscope ca') unless --tls-cert/--tls-key are given.",
 			"",
 			"flags:"))
 		fs.PrintDefaults()
@@ -125,21 +133,48 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "popscope proxy: --upstream %q: %v\n", *upstream, err)
 		return 2
 	}
+	tlsCfg, err := tf.build(*upstream, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "popscope proxy: %v\n", err)
+		return 2
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "popscope proxy: %v\n", err)
 		return 1
 	}
+	var tlsLn net.Listener
+	if tf.listenTLS != "" {
+		if tlsLn, err = net.Listen("tcp", tf.listenTLS); err != nil {
+			ln.Close()
+			fmt.Fprintf(stderr, "popscope proxy: %v\n", err)
+			return 1
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	code := serveProxy(ctx, ln, *upstream, *dialTimeout, *maxLine, &out, stdout, stderr, nil)
-	return code
+	return serveProxyOpts(ctx, ln, proxyOptions{upstream: *upstream, dialTimeout: *dialTimeout, maxLine: *maxLine,
+		tls: tlsCfg, tlsLn: tlsLn}, &out, stdout, stderr, nil)
+}
+
+// proxyOptions are the relay settings shared by proxy and demo.
+type proxyOptions struct {
+	upstream    string
+	dialTimeout time.Duration
+	maxLine     int
+	tls         *proxy.TLSConfig
+	tlsLn       net.Listener // implicit-TLS listener, optional
 }
 
 // serveProxy runs a proxy on ln until ctx ends; ready, if set, is called
 // once the observers are wired.
 func serveProxy(ctx context.Context, ln net.Listener, upstream string, dialTimeout time.Duration, maxLine int,
 	out *outputFlags, stdout, stderr io.Writer, ready func()) int {
+	return serveProxyOpts(ctx, ln, proxyOptions{upstream: upstream, dialTimeout: dialTimeout, maxLine: maxLine}, out, stdout, stderr, ready)
+}
+
+func serveProxyOpts(ctx context.Context, ln net.Listener, o proxyOptions, out *outputFlags, stdout, stderr io.Writer, ready func()) int {
+	upstream := o.upstream
 	bus := event.NewBus()
 	closeObs, err := out.observers(bus, stdout, stderr)
 	if err != nil {
@@ -149,17 +184,30 @@ func serveProxy(ctx context.Context, ln net.Listener, upstream string, dialTimeo
 	}
 	p := proxy.New(proxy.Config{
 		Upstream:      upstream,
-		DialTimeout:   dialTimeout,
+		DialTimeout:   o.dialTimeout,
 		Publish:       bus.Publish,
 		RevealSecrets: out.revealSecrets,
-		MaxLine:       maxLine,
+		MaxLine:       o.maxLine,
+		TLS:           o.tls,
+		Store:         decode.NewStore(0, 0, 0),
 		Logf:          func(f string, a ...any) { fmt.Fprintf(stderr, "popscope: "+f+"\n", a...) },
 	})
 	fmt.Fprintf(stderr, "popscope: listening on %s, relaying to %s\n", ln.Addr(), upstream)
+	var tlsDone chan error
+	if o.tlsLn != nil {
+		fmt.Fprintf(stderr, "popscope: listening for implicit-TLS clients on %s\n", o.tlsLn.Addr())
+		tlsDone = make(chan error, 1)
+		go func() { tlsDone <- p.ServeTLS(ctx, o.tlsLn) }()
+	}
 	if ready != nil {
 		ready()
 	}
 	err = p.Serve(ctx, ln)
+	if tlsDone != nil {
+		if terr := <-tlsDone; err == nil {
+			err = terr
+		}
+	}
 	closeObs()
 	if err != nil {
 		fmt.Fprintf(stderr, "popscope: %v\n", err)

@@ -75,6 +75,30 @@ func Format(e *event.Event, verbose bool) (line string, ok bool) {
 		return p + "── opaque: " + e.Detail, true
 	case event.Note:
 		return p + "   note: " + e.Detail, verbose || e.Error != ""
+	case event.TLS:
+		t := e.TLS
+		if t == nil {
+			return "", false
+		}
+		s := fmt.Sprintf("── TLS %s leg (%s)", t.Leg, t.Mode)
+		if e.Error != "" {
+			return p + s + " failed: " + e.Error, true
+		}
+		s += ": " + t.Version + " " + t.Cipher
+		if t.SNI != "" {
+			s += " SNI " + t.SNI
+		}
+		if t.PeerSubject != "" {
+			s += ", peer " + t.PeerSubject
+			if t.Verified {
+				s += " (verified)"
+			} else if t.VerifyError != "" {
+				s += " (NOT verified: " + t.VerifyError + ")"
+			}
+		}
+		return p + s, true
+	case event.Login:
+		return p + fmt.Sprintf("── logged in as %s with %s", orDash(e.User), e.Verb), verbose
 	case event.Dropped:
 		return p + fmt.Sprintf("!! observer %q lost %d events (too slow)", e.Observer, e.Dropped), true
 	}
