@@ -43,6 +43,24 @@ type Config struct {
 	// TickEvery is how often idle sessions are given a decoder Tick for
 	// timing rules (default 5s).
 	TickEvery time.Duration
+	// Recorder, if set, receives every session's bytes and events for
+	// lossless recordings.
+	Recorder Recorder
+}
+
+// Recorder opens one SessionRecorder per session. Implementations must
+// never block the relay: copy what they need and return.
+type Recorder interface {
+	Open(id string, start time.Time, client, upstream string) SessionRecorder
+}
+
+// SessionRecorder receives, in order, the plaintext bytes each side sent
+// (after TLS termination; before forwarding, exactly as the decoder sees
+// them) and every event of the session. p is valid only during the call.
+type SessionRecorder interface {
+	Data(side event.Side, at time.Time, p []byte)
+	Event(e *event.Event)
+	Close(at time.Time)
 }
 
 // Proxy relays POP3 connections to one upstream and decodes them.

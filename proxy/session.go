@@ -41,6 +41,7 @@ type session struct {
 	errText  string
 
 	tls *tlsState // nil without TLS interception
+	rec SessionRecorder
 }
 
 func (s *session) setReason(r, errText string) {
@@ -66,9 +67,18 @@ func (p *Proxy) handle(ctx context.Context, client net.Conn, implicit bool) {
 	p.active.Add(1)
 	defer p.active.Add(-1)
 	s := &session{p: p, id: NewSessionID(), client: client, rawClient: client, start: time.Now()}
+	publish := p.cfg.Publish
+	if p.cfg.Recorder != nil {
+		s.rec = p.cfg.Recorder.Open(s.id, s.start, client.RemoteAddr().String(), p.cfg.Upstream)
+		publish = func(e *event.Event) {
+			s.rec.Event(e)
+			p.cfg.Publish(e)
+		}
+		defer func() { s.rec.Close(time.Now()) }()
+	}
 	s.dec = decode.New(decode.Options{Session: s.id, RevealSecrets: p.cfg.RevealSecrets, MaxLine: p.cfg.MaxLine,
 		Store: p.cfg.Store, Endpoint: p.cfg.Upstream, TerminateTLS: p.cfg.TLS != nil && !p.cfg.TLS.Passthrough,
-		ClientTLS: implicit}, p.cfg.Publish)
+		ClientTLS: implicit}, publish)
 	s.event(&event.Event{Type: event.SessionStart, Time: s.start, Client: client.RemoteAddr().String(),
 		Listener: client.LocalAddr().String(), Upstream: p.cfg.Upstream})
 
@@ -348,6 +358,9 @@ func (s *session) feed(from event.Side, p []byte) {
 }
 
 func (s *session) feedLocked(now time.Time, from event.Side, p []byte) {
+	if s.rec != nil {
+		s.rec.Data(from, now, p)
+	}
 	if s.decBroken {
 		return
 	}
