@@ -1,6 +1,7 @@
 package decode_test
 
 import (
+	"encoding/base64"
 	"fmt"
 	"strings"
 	"testing"
@@ -109,7 +110,7 @@ var (
 var cleartext = []exp{viol("AUTH-001").by(client), viol("AUTH-002").by(server), viol("AUTH-002").by(server)}
 
 func cases() []playCase {
-	return concatCases(greetingCases(), authCases(), transactionCases(), framingCases(), stateCases(), connCases())
+	return concatCases(greetingCases(), authCases(), transactionCases(), framingCases(), stateCases(), connCases(), moreCases())
 }
 
 func concatCases(lists ...[]playCase) []playCase {
@@ -418,7 +419,7 @@ func framingCases() []playCase {
 			want:   []exp{viol("LINE-001").by(server).detail("2 lines"), resp("RETR", "+OK").body(20, 2).wire(21)}},
 		{name: "LINE-002 CR inside a command line",
 			script: greetS + `C: CA\rPA\r\n` + "\nS: -ERR Unknown command\n" + quitS,
-			want:   []exp{viol("LINE-002").by(client), cmd("CA\rPA"), resp("CA\rPA", "-ERR")},
+			want:   []exp{viol("LINE-002").by(client), cmd(`"CA\rPA"`), resp(`"CA\rPA"`, "-ERR")},
 			allow:  []exp{viol("LINE-007"), viol("SYNTAX-001")}},
 		{name: "LINE-002 CR inside a status line",
 			script: loggedIn + `C: NOOP` + "\n" + `S: +OK fine\rreally\r\n` + "\n" + quitS,
@@ -595,6 +596,77 @@ func connCases() []playCase {
 			script: loggedIn + "C: NOO\\\n# close: client\n# close: server\n",
 			want:   []exp{viol("LINE-001").by(client).detail("without CRLF"), cmd("NOOP").maybe(), viol("CONN-004").by(client)},
 			allow:  []exp{viol("CONN-003")}},
+	}
+}
+
+func moreCases() []playCase {
+	longChallenge := base64.StdEncoding.EncodeToString([]byte("<" + strings.Repeat("1", 600) + "@host.example>"))
+	return []playCase{
+		{name: "TOP n k returning the whole short message",
+			script: loggedIn + "C: TOP 2 2\nS: +OK\n" + bodyS(msg2) + quitS,
+			want:   []exp{cmd("TOP").args("2 2"), resp("TOP", "+OK").body(size(msg2), len(msg2))}},
+		{name: "LIST n, UIDL n and RETR n refused",
+			script: loggedIn + "C: LIST 9\nS: -ERR no such message\nC: UIDL 9\nS: -ERR no such message\nC: RETR 9\nS: -ERR no such message\n" + quitS,
+			want:   []exp{resp("LIST", "-ERR").single(), resp("UIDL", "-ERR").single(), resp("RETR", "-ERR").single()}},
+		{name: "RETR of an empty message",
+			script: loggedIn + "C: RETR 1\nS: +OK 0 octets\nS: .\n" + quitS,
+			want:   []exp{resp("RETR", "+OK").body(0, 0).wire(3)}},
+		{name: "DELE pipelined while a UIDL body is arriving (RFC 2449 §6.6)",
+			script: loggedIn + capaS + "C: UIDL\nS: +OK\nS: 1 whqtswO00WBw418f9t5JxYwZ\nC: DELE 1\nS: 2 QhdPYR:00WBw1Ph7x7\nS: .\nS: +OK message 1 deleted\n" + quitS,
+			want: []exp{cmd("UIDL").pipelined(false), cmd("DELE").pipelined(true), resp("UIDL", "+OK").body(size([]string{"1 whqtswO00WBw418f9t5JxYwZ", "2 QhdPYR:00WBw1Ph7x7"}), 2),
+				resp("DELE", "+OK")},
+			allow: []exp{viol("CAPA-001").maybe()}},
+		{name: "STATE-004 APOP while a USER is accepted",
+			script: greetS + "C: USER mrose\nS: +OK\nC: APOP mrose c4c9334bac560ecc979e58001b3e22fb\nS: +OK\n" + quitS,
+			want:   []exp{state(decode.AuthReady, decode.AuthUser), viol("STATE-004").by(client), resp("APOP", "+OK"), state(decode.AuthUser, decode.Transaction)}},
+		{name: "STATE-001 RSET in AUTHORIZATION",
+			script: greetS + "C: RSET\nS: -ERR\n" + quitS,
+			want:   []exp{viol("STATE-001").by(client), resp("RSET", "-ERR")}}, {name: "QUIT in AUTH.USER closes without UPDATE",
+			script: greetS + "C: USER mrose\nS: +OK\n" + quitS,
+			want: []exp{state(decode.AuthReady, decode.AuthUser), resp("QUIT", "+OK"),
+				typed(event.State).with("to CLOSED", func(e *event.Event) bool { return e.To == string(decode.Closed) })}},
+		{name: "QUIT in AUTH.USER goes straight to CLOSED",
+			script:   greetS + "C: USER mrose\nS: +OK\n" + quitS,
+			want:     []exp{state(decode.AuthReady, decode.AuthUser), resp("QUIT", "+OK"), state(decode.AuthUser, decode.Closed)},
+			knownBug: "QUIT +OK in AUTH.USER first emits a spurious state AUTH.USER → AUTH.READY, then AUTH.READY → CLOSED (docs §2.2: AUTH.* QUIT +OK → CLOSED)"},
+		{name: "empty command line",
+			script: loggedIn + "C:\nS: -ERR Unknown command\n" + quitS,
+			want:   []exp{cmd("(empty)").args(""), resp("(empty)", "-ERR")},
+			allow:  []exp{viol("SYNTAX-001")}},
+		{name: "CONN-002 a second greeting",
+			script: greetS + "S: +OK POP3 server ready again\n" + quitS,
+			want:   []exp{greet("+OK"), viol("CONN-002").by(server), resp("QUIT", "+OK")}},
+		{name: "continuation lines are exempt from LINE-005",
+			script: greetS + capaS + "C: AUTH CRAM-MD5\nS: + " + longChallenge + "\nC: *\nS: -ERR Authentication aborted\n" + quitS,
+			want:   []exp{cont(), saslResp().args("*"), resp("AUTH", "-ERR")}},
+		{name: "UTF8 USER exempts an 8-bit USER argument from LINE-007",
+			script: greetS + "C: CAPA\nS: +OK\nS: USER\nS: UTF8 USER\nS: .\nC: USER j\u00fcrgen\nS: +OK\n" + quitS,
+			want:   []exp{cmd("USER").args("j\u00fcrgen"), resp("USER", "+OK")},
+			allow:  []exp{viol("AUTH-002")}},
+		{name: "8-bit USER argument without UTF8 USER",
+			script: greetS + "C: USER j\u00fcrgen\nS: -ERR\n" + quitS,
+			want:   []exp{viol("LINE-007").by(client), cmd("USER")},
+			allow:  []exp{viol("EXT-004")}},
+		{name: "AUTH LOGIN with two challenges",
+			script: greetS + "C: CAPA\nS: +OK\nS: SASL LOGIN\nS: .\nC: AUTH LOGIN\nS: + VXNlcm5hbWU6\nC: bXJvc2U=\nS: + UGFzc3dvcmQ6\nC: dGFuc3RhYWY=\nS: +OK\n" + quitS,
+			want: []exp{cmd("AUTH").args("LOGIN"), cont().text("VXNlcm5hbWU6"), saslResp().redacted(), cont().text("UGFzc3dvcmQ6"), saslResp().redacted(),
+				resp("AUTH", "+OK"), state(decode.AuthSASL, decode.Transaction)},
+			allow: cleartext},
+		{name: "CONN-005 POP2 client",
+			script: greetS + "C: HELO mrose secret\n",
+			want:   []exp{viol("CONN-005").by(client), opaque()}},
+		{name: "CONN-005 IMAP client",
+			script: greetS + "C: a1 LOGIN mrose secret\n",
+			want:   []exp{viol("CONN-005").by(client).detail("IMAP"), opaque()}}, {name: "a response carries the offset of its status line",
+			script: greetS + "C: NOOP\nS: -ERR\n" + quitS,
+			want: []exp{resp("NOOP", "-ERR").with("offset of the status line", func(e *event.Event) bool {
+				return e.Offset == int64(len(greetS)-len("S: \n")+2)
+			})},
+			allow:    []exp{viol("STATE-001")},
+			knownBug: "Response events carry no Offset (event.go: Offset is the stream offset of the line the event is about; here the status line)"},
+		{name: "status line +OK without text answers a command",
+			script: loggedIn + "C: NOOP\nS: +OK\n" + quitS,
+			want:   []exp{resp("NOOP", "+OK").text("")}},
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -413,7 +414,7 @@ func (s *Session) command(at time.Time, raw []byte, off int64, held bool) {
 	}
 	info, known := commands[cmd.Keyword]
 	s.nextID++
-	x := &exchange{id: s.nextID, cmd: cmd, verb: cmd.Keyword, info: info, known: known, sentAt: at, offset: off}
+	x := &exchange{id: s.nextID, cmd: cmd, verb: safeVerb(cmd.Keyword), info: info, known: known, sentAt: at, offset: off}
 	x.pipelined = len(s.fifo) > 0 || held
 	if len(raw) > wire.MaxCommandLine && !(x.verb == "AUTH" && len(cmd.Args) > 1) {
 		s.violate(at, "POP3-LINE-004", event.Client, off, fmt.Sprintf("command line is %d octets (limit 255 incl. CRLF)", len(raw)), "")
@@ -476,7 +477,20 @@ func displayVerb(cmd wire.Command) string {
 	if cmd.Keyword == "" {
 		return "(empty)"
 	}
-	return cmd.Keyword
+	return safeVerb(cmd.Keyword)
+}
+
+// safeVerb returns a keyword for events and details: as is when it is
+// printable ASCII, Go-quoted otherwise (binary garbage stays readable).
+func safeVerb(kw string) string {
+	if wire.IsPrintableASCII([]byte(kw)) {
+		return kw
+	}
+	v := strconv.Quote(kw)
+	if len(v) > 40 {
+		v = v[:37] + "..."
+	}
+	return v
 }
 
 // redactArgs returns the argument text for events, hiding secrets unless

@@ -89,7 +89,7 @@ func (s *Session) sendChecks(at time.Time, x *exchange, line []byte, off int64) 
 					v = Redacted
 				}
 				s.violate(at, "POP3-SYNTAX-004", event.Client, off,
-					fmt.Sprintf("%s argument of %d characters (%s) to a server not seen to support CAPA (limit 40)", c.Keyword, len(a), shortStr(v)), "")
+					fmt.Sprintf("%s argument of %d characters (%s) to a server not seen to support CAPA (limit 40)", x.verb, len(a), quoteShort([]byte(v))), "")
 				break
 			}
 		}
