@@ -1370,6 +1370,12 @@ func (s *Session) Report(at time.Time, rule string, by event.Side, detail string
 	s.violate(at, rule, by, 0, detail, "")
 }
 
+// ReportSeverity is Report for a sub-case with its own severity ("" keeps
+// the catalog's).
+func (s *Session) ReportSeverity(at time.Time, rule string, by event.Side, detail string, sev event.Severity) {
+	s.violate(at, rule, by, 0, detail, sev)
+}
+
 // HeadVerb returns the command whose reply the server sends next, or "".
 func (s *Session) HeadVerb() string {
 	if x := s.head(); x != nil {

@@ -40,8 +40,9 @@ type session struct {
 	reason   string
 	errText  string
 
-	tls *tlsState // nil without TLS interception
-	rec SessionRecorder
+	tls  *tlsState // nil without TLS interception
+	rec  SessionRecorder
+	peek peekState // TLS hellos seen in passthrough
 }
 
 func (s *session) setReason(r, errText string) {
@@ -276,7 +277,9 @@ func (s *session) pipe(from event.Side) {
 				// bytes it has not received, so the decoder always sees a
 				// command before its reply and a reply before the next
 				// command. Decoding is bounded work that never waits.
-				s.feed(from, buf[:n])
+				if opaque := s.feed(from, buf[:n]); opaque && !s.peek.done[from] {
+					s.peekTLS(from, buf[:n])
+				}
 				_, werr = write(buf[:n])
 			}
 			if werr != nil {
@@ -350,11 +353,12 @@ func (s *session) closeWrite(side event.Side) {
 // feed hands bytes to the decoder. A decoder panic is a bug, but it must
 // never take the relay down: it is reported once and decoding stops for
 // this session while the bytes keep flowing.
-func (s *session) feed(from event.Side, p []byte) {
+func (s *session) feed(from event.Side, p []byte) (opaque bool) {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.feedLocked(now, from, p)
+	return s.dec.Opaque()
 }
 
 func (s *session) feedLocked(now time.Time, from event.Side, p []byte) {
