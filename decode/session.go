@@ -18,7 +18,8 @@ const (
 	DefaultMaxLine = 64 << 10
 	// maxTentative bounds client lines held while an AUTH or STLS reply is
 	// pending (§3.2); beyond it lines are decoded as commands at once.
-	maxTentative = 64
+	maxTentative      = 64
+	maxTentativeBytes = 256 << 10
 	// maxReportsPerRule caps identical rule reports in one session; the
 	// rest are counted and summarised when the session ends.
 	maxReportsPerRule = 20
@@ -80,7 +81,8 @@ type Session struct {
 	body   *bodyState // open multi-line body (head of fifo), nil otherwise
 
 	tentative []tentLine // client lines held behind AUTH/STLS (§3.2)
-	resync    bool       // consuming unannounced data lines (§3.5)
+	tentBytes int
+	resync    bool // consuming unannounced data lines (§3.5)
 	resyncN   int64
 
 	// Session facts.
@@ -366,7 +368,7 @@ func (s *Session) clientLineHeld(at time.Time, raw []byte, off int64, held bool)
 		return
 	}
 	// Behind an unresolved AUTH or STLS the line is tentative (§3.2).
-	if s.barrierPending() && len(s.tentative) < maxTentative {
+	if s.barrierPending() && len(s.tentative) < maxTentative && s.tentBytes+len(raw) <= maxTentativeBytes {
 		for _, x := range s.fifo {
 			if x.verb == "AUTH" && len(x.cmd.Args) > 0 {
 				s.violate(at, "POP3-SASL-008", event.Client, off, "client line sent while AUTH "+x.cmd.Args[0]+" is unanswered; the server decides whether it is SASL data or a command", "")
@@ -378,6 +380,7 @@ func (s *Session) clientLineHeld(at time.Time, raw []byte, off int64, held bool)
 			}
 		}
 		s.tentative = append(s.tentative, tentLine{raw: append([]byte(nil), raw...), at: at, off: off})
+		s.tentBytes += len(raw)
 		return
 	}
 	s.command(at, raw, off, held)
@@ -723,6 +726,7 @@ func (s *Session) continuation(at time.Time, x *exchange, text string, exact boo
 	if len(s.tentative) > 0 {
 		t := s.tentative[0]
 		s.tentative = s.tentative[1:]
+		s.tentBytes -= len(t.raw)
 		s.saslLine(t.at, x, t.raw, t.off)
 	}
 }
@@ -877,7 +881,7 @@ func (s *Session) finish(at time.Time, x *exchange, body *wire.BodyStats) {
 	// Lines held behind a barrier become commands once it is resolved.
 	if len(s.tentative) > 0 && !s.barrierPending() && !s.opaque {
 		held := s.tentative
-		s.tentative = nil
+		s.tentative, s.tentBytes = nil, 0
 		for _, t := range held {
 			s.clientLineHeld(t.at, t.raw, t.off, true)
 		}
@@ -1213,7 +1217,7 @@ func (s *Session) Finish(at time.Time) {
 	}
 	// Lines still held behind a barrier were sent: show them.
 	if held := s.tentative; len(held) > 0 && !s.opaque {
-		s.tentative = nil
+		s.tentative, s.tentBytes = nil, 0
 		for _, t := range held {
 			s.command(t.at, t.raw, t.off, true)
 		}
@@ -1335,7 +1339,7 @@ func (s *Session) StartTLS(at time.Time, info *event.TLSInfo) {
 	switch info.Leg {
 	case event.Client:
 		s.clientTLS = true
-		s.tentative = nil
+		s.tentative, s.tentBytes = nil, 0
 		if s.caps != nil {
 			s.capsStaleTLS = true
 		}
@@ -1460,7 +1464,7 @@ func (s *Session) goOpaque(at time.Time, by event.Side, rule, detail string) {
 	s.opaque = true
 	s.body = nil
 	s.fifo = nil
-	s.tentative = nil
+	s.tentative, s.tentBytes = nil, 0
 	s.publish(&event.Event{Type: event.Opaque, Time: at, By: by, Detail: detail})
 	s.setState(at, Opaque)
 }
