@@ -111,8 +111,12 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		scriptErr error
 		report    bytes.Buffer
 	)
-	ready := func() {
-		printDemoHints(stderr, proxyAddr, srvLn.Addr().String(), *script)
+	ready := func(msg io.Writer) {
+		// With the terminal UI running, messages go to its log pane.
+		if msg != stderr {
+			scriptOut = msg
+		}
+		printDemoHints(msg, proxyAddr, srvLn.Addr().String(), *script)
 		if !*script {
 			return
 		}

@@ -167,15 +167,20 @@ type proxyOptions struct {
 }
 
 // serveProxy runs a proxy on ln until ctx ends; ready, if set, is called
-// once the observers are wired.
+// once the observers are wired, with the writer for messages meant for
+// the user (stderr, or the terminal UI's log while it runs).
 func serveProxy(ctx context.Context, ln net.Listener, upstream string, dialTimeout time.Duration, maxLine int,
-	out *outputFlags, stdout, stderr io.Writer, ready func()) int {
+	out *outputFlags, stdout, stderr io.Writer, ready func(msg io.Writer)) int {
 	return serveProxyOpts(ctx, ln, proxyOptions{upstream: upstream, dialTimeout: dialTimeout, maxLine: maxLine}, out, stdout, stderr, ready)
 }
 
-func serveProxyOpts(ctx context.Context, ln net.Listener, o proxyOptions, out *outputFlags, stdout, stderr io.Writer, ready func()) int {
+func serveProxyOpts(ctx context.Context, ln net.Listener, o proxyOptions, out *outputFlags, stdout, stderr io.Writer, ready func(msg io.Writer)) int {
 	upstream := o.upstream
 	bus := event.NewBus()
+	// The terminal UI, when stdout is a terminal and --no-ui is not given;
+	// while it runs, log lines go to its status bar.
+	ctx, stderr, finishUI := out.startUI(ctx, bus, fmt.Sprintf("proxy %s → %s", ln.Addr(), upstream), stdout, stderr)
+	defer finishUI()
 	closeObs, err := out.observers(bus, stdout, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "popscope: %v\n", err)
@@ -200,7 +205,7 @@ func serveProxyOpts(ctx context.Context, ln net.Listener, o proxyOptions, out *o
 		go func() { tlsDone <- p.ServeTLS(ctx, o.tlsLn) }()
 	}
 	if ready != nil {
-		ready()
+		ready(stderr)
 	}
 	err = p.Serve(ctx, ln)
 	if tlsDone != nil {
@@ -209,6 +214,7 @@ func serveProxyOpts(ctx context.Context, ln net.Listener, o proxyOptions, out *o
 		}
 	}
 	closeObs()
+	finishUI()
 	if err != nil {
 		fmt.Fprintf(stderr, "popscope: %v\n", err)
 		return 1
