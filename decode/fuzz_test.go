@@ -130,11 +130,18 @@ func feedAll(opt decode.Options, steps []transcript.Step) []*event.Event {
 	return evs
 }
 
-func fuzzOptions(small bool) decode.Options {
+// fuzzOptions derives decoder options from the fuzzer's mode octet: bit 0
+// a small MaxLine (64), bit 1 implicit TLS on both legs, bit 2
+// RevealSecrets.
+func fuzzOptions(mode byte) decode.Options {
 	opt := decode.Options{Session: "f"}
-	if small {
+	if mode&1 != 0 {
 		opt.MaxLine = 64
 	}
+	if mode&2 != 0 {
+		opt.ClientTLS, opt.ServerTLS = true, true
+	}
+	opt.RevealSecrets = mode&4 != 0
 	return opt
 }
 
@@ -142,13 +149,14 @@ func fuzzOptions(small bool) decode.Options {
 // and checks that the decoder does not panic and that its events are
 // well-formed (see wellFormed).
 func FuzzFeed(f *testing.F) {
-	for _, s := range seedInputs(f) {
-		f.Add(s, false)
+	for i, s := range seedInputs(f) {
+		f.Add(s, byte(0))
+		f.Add(s, byte(1+i%7))
 	}
-	f.Add([]byte{0x80 | 4, '+', 'O', 'K', '\n', 3, 'N', 'O', 'O', 0x7f, 0xff}, true)
-	f.Fuzz(func(t *testing.T, data []byte, small bool) {
+	f.Add([]byte{0x80 | 4, '+', 'O', 'K', '\n', 3, 'N', 'O', 'O', 0x7f, 0xff}, byte(1))
+	f.Fuzz(func(t *testing.T, data []byte, mode byte) {
 		steps := fuzzSteps(data)
-		evs := watchdog(t, func() []*event.Event { return feedAll(fuzzOptions(small), steps) })
+		evs := watchdog(t, func() []*event.Event { return feedAll(fuzzOptions(mode), steps) })
 		for _, p := range wellFormed(evs, "f") {
 			t.Fatalf("%s\nevents:\n%s", p, dump(evs))
 		}
@@ -184,14 +192,14 @@ var knownSplitBugs = map[string]string{}
 // events.
 func FuzzFeedSplit(f *testing.F) {
 	for _, s := range seedInputs(f) {
-		f.Add(s, false)
+		f.Add(s, byte(0))
 	}
-	f.Fuzz(func(t *testing.T, data []byte, small bool) {
+	f.Fuzz(func(t *testing.T, data []byte, mode byte) {
 		if len(data) > 4096 {
 			return
 		}
 		steps := fuzzSteps(data)
-		opt := fuzzOptions(small)
+		opt := fuzzOptions(mode)
 		ref := feedAll(opt, steps)
 		for mode, st := range map[string][]transcript.Step{"byte by byte": bytewise(steps), "merged writes": coalesce(steps)} {
 			got := feedAll(opt, st)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/popscope/popscope/decode"
 	"github.com/popscope/popscope/decode/transcript"
@@ -103,4 +104,26 @@ func lineDiff(want, got []byte) string {
 		}
 	}
 	return "(no line differs)"
+}
+
+// TestReplayClock checks that "# at:" directives reach the events: times
+// and latencies come from the transcript's clock.
+func TestReplayClock(t *testing.T) {
+	steps := transcript.MustParse(greetS + "# at: +2s\nC: NOOP\n# at: +250ms\nS: +OK\n")
+	var evs []*event.Event
+	s := decode.New(decode.Options{Session: "c"}, func(e *event.Event) { evs = append(evs, e) })
+	end := transcript.Replay(steps, s, t0)
+	s.Finish(end)
+	var resp *event.Event
+	for _, e := range evs {
+		if e.Type == event.Response {
+			resp = e
+		}
+	}
+	if resp == nil || resp.LatencyMS != 250 || !resp.Time.Equal(t0.Add(2250*time.Millisecond)) {
+		t.Fatalf("response %+v, want latency 250 ms at t0+2.25s", resp)
+	}
+	if last := evs[len(evs)-1]; !last.Time.Equal(t0.Add(2250 * time.Millisecond)) {
+		t.Errorf("final event at %v", last.Time.Sub(t0))
+	}
 }

@@ -462,7 +462,7 @@ func framingCases() []playCase {
 			script: greetS + "C: l\u0131st\nS: -ERR Unknown command\n" + quitS,
 			want: []exp{viol("LINE-007").by(client), typed(event.Command).with("verb is not LIST", func(e *event.Event) bool { return e.Verb != "LIST" }),
 				typed(event.Response).status("-ERR")},
-			allow:    []exp{viol("SYNTAX-001")},
+			allow:    []exp{viol("SYNTAX-001"), viol("SYNTAX-002").maybe()},
 			knownBug: "keywords are upper-cased with Unicode rules (strings.ToUpper): \"l\\u0131st\" (dotless i) becomes LIST, so the decoder reports STATE-001 for a LIST no server would see; \"u\\u017fer\" (long s) likewise becomes USER"},
 		{name: "LINE-008 8-bit status text",
 			script: greetS + "C: USER x\nS: -ERR Mot de passe \xc3\xa9rron\xc3\xa9\n" + quitS,
@@ -621,7 +621,8 @@ func moreCases() []playCase {
 			want:   []exp{state(decode.AuthReady, decode.AuthUser), viol("STATE-004").by(client), resp("APOP", "+OK"), state(decode.AuthUser, decode.Transaction)}},
 		{name: "STATE-001 RSET in AUTHORIZATION",
 			script: greetS + "C: RSET\nS: -ERR\n" + quitS,
-			want:   []exp{viol("STATE-001").by(client), resp("RSET", "-ERR")}}, {name: "QUIT in AUTH.USER closes without UPDATE",
+			want:   []exp{viol("STATE-001").by(client), resp("RSET", "-ERR")}},
+		{name: "QUIT in AUTH.USER closes without UPDATE",
 			script: greetS + "C: USER mrose\nS: +OK\n" + quitS,
 			want: []exp{state(decode.AuthReady, decode.AuthUser), resp("QUIT", "+OK"),
 				typed(event.State).with("to CLOSED", func(e *event.Event) bool { return e.To == string(decode.Closed) })}},
@@ -657,7 +658,8 @@ func moreCases() []playCase {
 			want:   []exp{viol("CONN-005").by(client), opaque()}},
 		{name: "CONN-005 IMAP client",
 			script: greetS + "C: a1 LOGIN mrose secret\n",
-			want:   []exp{viol("CONN-005").by(client).detail("IMAP"), opaque()}}, {name: "a response carries the offset of its status line",
+			want:   []exp{viol("CONN-005").by(client).detail("IMAP"), opaque()}},
+		{name: "a response carries the offset of its status line",
 			script: greetS + "C: NOOP\nS: -ERR\n" + quitS,
 			want: []exp{resp("NOOP", "-ERR").with("offset of the status line", func(e *event.Event) bool {
 				return e.Offset == int64(len(greetS)-len("S: \n")+2)
