@@ -91,6 +91,7 @@ type tlsState struct {
 	// Upstream STLS right after the greeting.
 	startSTLS  int // 0 none, 1 waiting for the greeting, 2 STLS sent
 	upReady    chan struct{}
+	upFailed   atomic.Bool  // an upstream STLS failed and the session ends: forward nothing
 	afterUpTLS atomic.Int64 // client bytes forwarded since the upstream STLS handshake
 	tls004     bool
 }
@@ -155,15 +156,23 @@ func (s *session) tlsChunk(from event.Side, p []byte) error {
 
 func (s *session) clientChunk(p []byte) error {
 	t := s.tls
-	s.feed(event.Client, p)
+	// The decoder sees exactly what is forwarded (plus the STLS line):
+	// octets injected after STLS are discarded unseen, since decoding them
+	// would queue commands that the server never receives.
 	if t.upReady != nil {
 		select {
 		case <-t.upReady:
 		case <-time.After(2 * t.timeout()):
 			return errors.New("upstream STLS did not finish")
 		}
+		if t.upFailed.Load() {
+			// Never send the client's bytes (USER, PASS...) in plaintext
+			// to an upstream that was meant to be TLS.
+			return errors.New("upstream STLS failed")
+		}
 	}
 	if t.clientTLS.Load() {
+		s.feed(event.Client, p)
 		_, err := s.forwardServer(p)
 		return err
 	}
@@ -184,15 +193,20 @@ func (s *session) clientChunk(p []byte) error {
 		}
 		line := data[pos : pos+i+1]
 		if isSTLSLine(line) {
+			s.feed(event.Client, data[start:pos+i+1])
 			if _, err := s.forwardServer(data[start:pos]); err != nil {
 				return err
 			}
 			if extra := data[pos+i+1:]; len(extra) > 0 {
+				s.report("POP3-TLS-003", event.Client, fmt.Sprintf("client sent %d octets after STLS before the TLS handshake (command injection vector, CVE-2011-0411 class); discarded", len(extra)))
 				s.note(fmt.Sprintf("discarded %d octets the client sent after STLS before the TLS handshake (STARTTLS injection, POP3-TLS-003)", len(extra)))
 			}
 			return s.clientSTLS(line)
 		}
 		pos += i + 1
+	}
+	if len(data) > start {
+		s.feed(event.Client, data[start:])
 	}
 	_, err := s.forwardServer(data[start:])
 	return err
@@ -239,6 +253,9 @@ func (s *session) clientSTLS(line []byte) error {
 				return errors.New("no reply to STLS from the upstream")
 			}
 			if !ok {
+				if t.upFailed.Load() {
+					return errHandshake // -ERR went to the client; the session ends
+				}
 				return nil // -ERR went to the client; still plaintext
 			}
 			err := s.clientHandshake(context.Background(), "stls")
@@ -385,6 +402,10 @@ func (s *session) startSTLSReply(data []byte) (int, error) {
 			s.report("POP3-TLS-005", event.Server, fmt.Sprintf("after +OK to STLS the server sent %d more octets before the TLS handshake (response injection); discarded", len(rest)))
 		}
 		if err := s.upstreamHandshake(context.Background(), "stls"); err != nil {
+			// The client has had the greeting: its next reply says why
+			// the session ends.
+			t.upFailed.Store(true)
+			s.failClient("upstream TLS handshake failed")
 			return len(data), errHandshake
 		}
 		return len(data), nil
@@ -392,6 +413,8 @@ func (s *session) startSTLSReply(data []byte) (int, error) {
 	why := strings.TrimSpace(string(line))
 	if t.upMode == modeSTLS {
 		s.note("upstream refused STLS (" + why + "); --upstream-tls stls requires it: closing")
+		t.upFailed.Store(true)
+		s.failClient("upstream refused STLS (--upstream-tls stls)")
 		return len(data), errors.New("upstream refused STLS")
 	}
 	s.note("upstream refused STLS (" + why + "): the upstream leg stays plaintext")
@@ -417,6 +440,7 @@ func (s *session) upstreamSTLSReply(data []byte) (int, error) {
 		s.report("POP3-TLS-005", event.Server, fmt.Sprintf("after +OK to STLS the server sent %d more octets before the TLS handshake (response injection); discarded", len(rest)))
 	}
 	if err := s.upstreamHandshake(context.Background(), "stls"); err != nil {
+		t.upFailed.Store(true)
 		s.writeClient([]byte("-ERR [SYS/TEMP] popscope: upstream TLS handshake failed\r\n"))
 		t.outcome <- false
 		return len(data), errHandshake
@@ -490,6 +514,9 @@ func (s *session) adjustCAPA(reply []byte) []byte {
 		return reply
 	}
 	lines := bytes.SplitAfter(reply, []byte("\n"))
+	// reply ends with LF: drop SplitAfter's empty last element so that
+	// the last line is the "." terminator (STLS goes before it).
+	lines = lines[:len(lines)-1]
 	has := -1
 	for i, l := range lines[1:] {
 		if strings.EqualFold(strings.TrimRight(string(l), "\r\n"), "STLS") {
