@@ -3,6 +3,7 @@ package decode
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -127,9 +128,12 @@ type Session struct {
 
 	lastClientAt time.Time // last client bytes
 	lastReplyAt  time.Time // end of the last complete reply
+	greetAt      time.Time // when the greeting arrived
+	lastWorkAt   time.Time // last client command other than NOOP
 	pipe002      bool
 	idle003      bool
 	legacyShape  *exchange // +OK to a non-standard command, shape undecided
+	greetRefused bool      // the greeting was -ERR: the server refuses service
 	unsolicited  *unsolicitedLine
 
 	reports map[string]int // per-rule report counts
@@ -180,6 +184,7 @@ type bodyState struct {
 	// structured-body parsing
 	capaLines []capaLine
 	capa      bool
+	listBad   bool // a malformed listing line: listCount is no message count
 	listCount int
 	listTotal int64
 	seen      map[int]bool
@@ -234,20 +239,23 @@ func (s *Session) Feed(side event.Side, at time.Time, p []byte) {
 	if len(p) == 0 {
 		return
 	}
+	if s.state == Closed || s.state == Aborted {
+		return // finished
+	}
 	s.now = at
 	// After STLS +OK (passthrough) the first octets of each side should
 	// start a TLS handshake; anything else is an injection hazard.
 	if side == event.Client && s.tlsWaitC {
 		s.tlsWaitC = false
 		if !isTLSRecord(p) && len(s.tentative) == 0 {
-			s.violate(at, "POP3-TLS-003", event.Client, s.cli.off, "after STLS +OK the client sent "+quoteShort(firstLine(p))+" instead of a TLS handshake", "")
+			s.violate(at, "POP3-TLS-003", event.Client, s.cli.off, "after STLS +OK the client sent plaintext ("+firstOctet(p)+") instead of a TLS handshake", "")
 		}
 		s.tlsWaitDone(at)
 	}
 	if side == event.Server && s.tlsWaitS && s.opaque {
 		s.tlsWaitS = false
 		if !isTLSRecord(p) {
-			s.violate(at, "POP3-TLS-005", event.Server, s.srv.off, "after +OK to STLS the server sent "+quoteShort(firstLine(p))+" instead of a TLS ServerHello (response injection hazard)", "")
+			s.violate(at, "POP3-TLS-005", event.Server, s.srv.off, "after +OK to STLS the server sent plaintext ("+firstOctet(p)+") instead of a TLS ServerHello (response injection hazard)", "")
 		}
 	}
 	if s.opaque {
@@ -419,10 +427,13 @@ func (s *Session) command(at time.Time, raw []byte, off int64, held bool) {
 	s.nextID++
 	x := &exchange{id: s.nextID, cmd: cmd, verb: safeVerb(cmd.Keyword), info: info, known: known, sentAt: at, offset: off}
 	x.pipelined = len(s.fifo) > 0 || held
+	if x.verb != "NOOP" {
+		s.lastWorkAt = at
+	}
 	if len(raw) > wire.MaxCommandLine && !(x.verb == "AUTH" && len(cmd.Args) > 1) {
 		s.violate(at, "POP3-LINE-004", event.Client, off, fmt.Sprintf("command line is %d octets (limit 255 incl. CRLF)", len(raw)), "")
 	}
-	if !wire.IsPrintableASCII(line) && !s.utf8Exempt(cmd) {
+	if !printableOrTab(line) && !s.utf8Exempt(cmd) {
 		s.violate(at, "POP3-LINE-007", event.Client, off, "command line contains an octet outside 0x20-0x7E: "+quoteShort(line), "")
 	}
 	s.counts.Commands++
@@ -546,17 +557,20 @@ func (s *Session) saslLine(at time.Time, x *exchange, raw []byte, off int64) {
 
 func (s *Session) feedServer(at time.Time, p []byte) {
 	s.srvSeen = true
-	if s.layerWatch && s.body == nil {
-		s.layerWatch = false
-		if !looksLikeText(p) {
-			s.goOpaque(at, event.Server, "POP3-SASL-010", "after AUTH succeeded the server sends non-text bytes: a SASL security layer; decoding stops")
-		}
-	}
 	for len(p) > 0 && !s.opaque {
+		// Checked per line: the layer may start right after the CRLF of
+		// the +OK, in the same read.
+		if s.layerWatch && s.body == nil && len(s.srv.buf) == 0 {
+			s.layerWatch = false
+			if !looksLikeText(p) {
+				s.goOpaque(at, event.Server, "POP3-SASL-010", "after AUTH succeeded the server sends non-text bytes: a SASL security layer; decoding stops")
+				break
+			}
+		}
 		if s.tlsWaitS {
 			s.tlsWaitS = false
 			if !isTLSRecord(p) {
-				s.violate(at, "POP3-TLS-005", event.Server, s.srv.off, "after +OK to STLS the server sent "+quoteShort(firstLine(p))+" instead of a TLS ServerHello (response injection hazard)", "")
+				s.violate(at, "POP3-TLS-005", event.Server, s.srv.off, "after +OK to STLS the server sent plaintext ("+firstOctet(p)+") instead of a TLS ServerHello (response injection hazard)", "")
 			}
 			s.tlsWaitDone(at)
 			continue
@@ -672,6 +686,7 @@ func (s *Session) serverLine(at time.Time, raw []byte, off int64) {
 // greeting handles the first server line.
 func (s *Session) greeting(at time.Time, line []byte, eol wire.EOL, off int64, rawLen int) {
 	s.greeted = true
+	s.greetAt = at
 	if why := notPOP3Server(line); why != "" {
 		s.goOpaque(at, event.Server, "POP3-CONN-005", why)
 		return
@@ -703,6 +718,7 @@ func (s *Session) greeting(at time.Time, line []byte, eol wire.EOL, off int64, r
 	case wire.OK:
 		s.setState(at, AuthReady)
 	case wire.ERR:
+		s.greetRefused = true
 		s.violate(at, "POP3-GREET-001", event.Server, off, "greeting is negative: "+quoteShort(line), "")
 	default:
 		s.violate(at, "POP3-GREET-001", event.Server, off, "first server line is not a +OK status line: "+quoteShort(line), "")
@@ -790,6 +806,8 @@ func (s *Session) structuredLine(b *bodyState, li *wire.LineInfo) bool {
 		}
 	case "LIST", "UIDL":
 		s.listBodyLine(at, b, c, off)
+	case "LANG":
+		s.langListLine(at, c, off)
 	}
 	return false
 }
@@ -861,7 +879,7 @@ func (s *Session) finish(at time.Time, x *exchange, body *wire.BodyStats) {
 		s.fifo = s.fifo[1:]
 	}
 	s.counts.Responses++
-	ev := &event.Event{Type: event.Response, Time: at, By: event.Server, ID: x.id, Verb: displayVerb(x.cmd),
+	ev := &event.Event{Type: event.Response, Time: at, By: event.Server, Offset: x.replyOff, ID: x.id, Verb: displayVerb(x.cmd),
 		Status: statusString(x.status), Text: x.status.Text, Code: x.status.Code,
 		LatencyMS: event.Millis(at.Sub(x.sentAt))}
 	if body != nil {
@@ -871,6 +889,7 @@ func (s *Session) finish(at time.Time, x *exchange, body *wire.BodyStats) {
 	s.publish(ev)
 	if body == nil {
 		s.dropSingle(at, x, x.status, x.replyOff)
+		s.langReply(at, x)
 	}
 	if lat := at.Sub(x.sentAt); lat > slowReply && x.verb != "AUTH" {
 		s.violate(at, "POP3-TIME-003", event.Client, x.offset, fmt.Sprintf("%s took %v to answer (slow server or a deliberate delay)", x.verb, lat.Round(time.Millisecond)), "")
@@ -878,6 +897,11 @@ func (s *Session) finish(at time.Time, x *exchange, body *wire.BodyStats) {
 	s.transition(at, x)
 	s.lastDone = x
 	s.lastReplyAt = at
+	if x.verb == "STLS" && s.state == TLSUpgrade && s.opt.TerminateTLS {
+		// The proxy discards what the client sent after STLS before the
+		// handshake (TLS-003 reported it): it never reaches the server.
+		s.tentative, s.tentBytes = nil, 0
+	}
 	// Lines held behind a barrier become commands once it is resolved.
 	if len(s.tentative) > 0 && !s.barrierPending() && !s.opaque {
 		held := s.tentative
@@ -984,7 +1008,7 @@ func (s *Session) transition(at time.Time, x *exchange) {
 			s.violate(at, "POP3-STATE-005", event.Server, x.replyOff, "QUIT in AUTHORIZATION answered with "+statusString(x.status)+" (only +OK is defined)", "")
 		}
 	}
-	if s.state == AuthUser && x.verb != "USER" && x.verb != "PASS" {
+	if s.state == AuthUser && x.verb != "USER" && x.verb != "PASS" && x.verb != "QUIT" {
 		// Any other command after USER +OK cancels the pending USER for
 		// PASS (STATE-003 judges the PASS).
 		s.setState(at, AuthReady)
@@ -997,7 +1021,7 @@ func (s *Session) tlsWaitDone(at time.Time) {
 	if s.opaque {
 		return
 	}
-	s.goOpaque(at, event.NoSide, "", "STLS accepted: TLS is passed through without terminating it; decoding stops for this session")
+	s.goOpaque(at, event.Server, "", "STLS accepted: TLS is passed through without terminating it; decoding stops for this session")
 }
 
 // executionChecks evaluates state rules when the reply to x begins, using
@@ -1191,6 +1215,8 @@ func (s *Session) Close(side event.Side, at time.Time) {
 		hint := ""
 		if pre := b.scan.LastLinePrefix(); b.scan.Partial() && len(pre) > 0 {
 			hint = "; the last line is unterminated"
+		} else if b.scan.Stats.LastLineDot {
+			hint = "; the last line ends in \".\" after other text: the server probably appended the terminator to a message without a final line break"
 		}
 		s.violate(at, "POP3-MULTI-001", event.Server, s.srv.off, fmt.Sprintf("connection closed inside the %s body after %d octets%s", b.x.verb, b.scan.Stats.WireOctets, hint), "")
 	}
@@ -1198,9 +1224,13 @@ func (s *Session) Close(side event.Side, at time.Time) {
 		s.idleClose(at)
 	}
 	s.unsolicited = nil
-	if !s.clientClosed && len(s.fifo) > 0 {
+	unanswered := s.fifo
+	if s.body != nil && len(unanswered) > 0 {
+		unanswered = unanswered[1:] // its reply began: MULTI-001 covers it
+	}
+	if !s.clientClosed && len(unanswered) > 0 {
 		if !s.quitAnswered {
-			d := fmt.Sprintf("server closed with %d command(s) unanswered, first %s", len(s.fifo), s.fifo[0].verb)
+			d := fmt.Sprintf("server closed with %d command(s) unanswered, first %s", len(unanswered), unanswered[0].verb)
 			if p := s.lastDone; p != nil && p.status.Indicator == wire.ERR {
 				d += "; its last reply was -ERR " + p.status.Text
 			}
@@ -1253,7 +1283,7 @@ func (s *Session) Finish(at time.Time) {
 	if s.store != nil && !s.opaque {
 		s.storeEnd(at)
 	}
-	if s.quitAnswered && (s.state == Update || s.state.Authorization()) {
+	if (s.quitAnswered && (s.state == Update || s.state.Authorization())) || s.greetRefused {
 		s.setState(at, Closed)
 	} else {
 		s.setState(at, Aborted)
@@ -1263,11 +1293,16 @@ func (s *Session) Finish(at time.Time) {
 // idleClose judges a server close while no command is outstanding
 // (TIME-001, TIME-002): an inactivity timer shorter than 10 minutes.
 func (s *Session) idleClose(at time.Time) {
-	last := s.lastClientAt
-	if s.lastReplyAt.After(last) {
-		last = s.lastReplyAt
+	from, what := s.lastClientAt, "the client's last activity"
+	if from.IsZero() {
+		// The client never sent anything: the timer runs from the greeting.
+		from, what = s.greetAt, "the greeting (the client sent nothing)"
 	}
-	if last.IsZero() || at.Sub(s.lastReplyAt) < time.Second || at.Sub(s.lastClientAt) >= 10*time.Minute {
+	reply := s.lastReplyAt
+	if reply.IsZero() {
+		reply = s.greetAt
+	}
+	if from.IsZero() || at.Sub(reply) < time.Second || at.Sub(from) >= 10*time.Minute {
 		return // right after a reply (CONN rules), or a legal timeout
 	}
 	rule := ""
@@ -1279,8 +1314,8 @@ func (s *Session) idleClose(at time.Time) {
 	default:
 		return
 	}
-	d := fmt.Sprintf("server closed an idle %s session %v after the client's last activity (the timer must be at least 10 minutes)",
-		map[bool]string{true: "TRANSACTION", false: "AUTHORIZATION"}[s.state == Transaction], at.Sub(s.lastClientAt).Round(time.Second))
+	d := fmt.Sprintf("server closed an idle %s session %v after %s (the timer must be at least 10 minutes)",
+		map[bool]string{true: "TRANSACTION", false: "AUTHORIZATION"}[s.state == Transaction], at.Sub(from).Round(time.Second), what)
 	if u := s.unsolicited; u != nil {
 		d += "; it sent " + quoteShort(u.line) + " first (the RFC says to close without a reply)"
 	}
@@ -1306,7 +1341,7 @@ func (s *Session) flushUnsolicited() {
 // Tick lets the decoder judge silence: call it now and then (the proxy
 // does every few seconds) with the current time. It reports PIPE-002 (the
 // server stopped answering queued commands for a minute) and TIME-003
-// (a client idling in TRANSACTION for 10 minutes).
+// (a client idling in TRANSACTION for 10 minutes, or sending only NOOP).
 func (s *Session) Tick(now time.Time) {
 	if s.opaque || s.state == Closed || s.state == Aborted {
 		return
@@ -1321,9 +1356,15 @@ func (s *Session) Tick(now time.Time) {
 			s.violate(now, "POP3-PIPE-002", event.Server, s.srv.off, fmt.Sprintf("server silent for %v with %d commands outstanding (first %s)", now.Sub(last).Round(time.Second), len(s.fifo), s.fifo[0].verb), "")
 		}
 	}
-	if s.state == Transaction && len(s.fifo) == 0 && !s.lastClientAt.IsZero() && now.Sub(s.lastClientAt) >= 10*time.Minute && !s.idle003 {
-		s.idle003 = true
-		s.violate(now, "POP3-TIME-003", event.Client, s.cli.off, fmt.Sprintf("client idle in TRANSACTION for %v: the maildrop stays locked for other clients", now.Sub(s.lastClientAt).Round(time.Second)), "")
+	if s.state == Transaction && len(s.fifo) == 0 && !s.idle003 {
+		switch {
+		case !s.lastClientAt.IsZero() && now.Sub(s.lastClientAt) >= 10*time.Minute:
+			s.idle003 = true
+			s.violate(now, "POP3-TIME-003", event.Client, s.cli.off, fmt.Sprintf("client idle in TRANSACTION for %v: the maildrop stays locked for other clients", now.Sub(s.lastClientAt).Round(time.Second)), "")
+		case !s.lastWorkAt.IsZero() && now.Sub(s.lastWorkAt) >= 10*time.Minute:
+			s.idle003 = true
+			s.violate(now, "POP3-TIME-003", event.Client, s.cli.off, fmt.Sprintf("client has sent only NOOP in TRANSACTION for %v: the maildrop stays locked for other clients", now.Sub(s.lastWorkAt).Round(time.Second)), "")
+		}
 	}
 }
 
@@ -1350,7 +1391,17 @@ func (s *Session) StartTLS(at time.Time, info *event.TLSInfo) {
 		s.serverTLS = true
 	}
 	if v := info.Version; v == "SSL 3.0" || v == "TLS 1.0" || v == "TLS 1.1" {
-		s.violate(at, "POP3-TLS-008", event.Server, 0, fmt.Sprintf("%s leg negotiated %s (below TLS 1.2)", info.Leg, v), "")
+		var sev event.Severity
+		d := fmt.Sprintf("%s leg negotiated %s (below TLS 1.2)", info.Leg, v)
+		for _, hi := range []string{"TLS 1.3", "TLS 1.2"} {
+			if slices.Contains(info.Offered, hi) {
+				// Servers MUST support 1.2 (RFC 8314 §4.1): sub-case error.
+				sev = event.Error
+				d += " although the client offered up to " + hi
+				break
+			}
+		}
+		s.violate(at, "POP3-TLS-008", event.Server, 0, d, sev)
 	}
 }
 
@@ -1413,15 +1464,20 @@ func (s *Session) legalNow(x *exchange) bool {
 	return true
 }
 
-// firstLine returns p up to and including its first LF (at most 80 bytes).
-func firstLine(p []byte) []byte {
-	if i := bytes.IndexByte(p, '\n'); i >= 0 {
-		p = p[:i+1]
+// printableOrTab: LINE-007 leaves TAB to SYNTAX-003.
+func printableOrTab(b []byte) bool {
+	for _, c := range b {
+		if (c < 0x20 && c != '\t') || c > 0x7e {
+			return false
+		}
 	}
-	if len(p) > 80 {
-		p = p[:80]
-	}
-	return p
+	return true
+}
+
+// firstOctet describes the first octet of p for a detail: unlike the rest
+// of the read it does not depend on how the stream was cut into reads.
+func firstOctet(p []byte) string {
+	return fmt.Sprintf("first octet 0x%02x %q", p[0], p[:1])
 }
 
 // looksLikeText reports whether p starts like a POP3 line: printable

@@ -63,6 +63,10 @@ type BodyStats struct {
 	Separator   bool
 	// TermBareLF: the terminator itself was ".\n".
 	TermBareLF bool
+	// LastLineDot: the last complete line ends with "." right after other
+	// text ("blah.\r\n"): a hint that a server appended the terminator to
+	// a message without a final line break.
+	LastLineDot bool
 
 	// With BodyScanner.Hash set: xxhash64 of the raw body bytes (before
 	// the terminator line) and of the raw header lines (up to and
@@ -107,11 +111,11 @@ type BodyScanner struct {
 	lineLen int64 // raw bytes of the current line so far
 	prefix  [3]byte
 	prefixN int
-	last2   [2]byte // last two raw bytes of the line so far
-	// lineBareCR: a CR that ended the previous chunk was not followed
-	// by LF (a bare CR inside the current line).
-	lineBareCR bool
-	pendingCR  bool // the consumed input ends in CR inside a line
+	// lastBareCRLine is the last line counted in Stats.BareCR, so that a
+	// line is counted once however its bytes were chunked.
+	lastBareCRLine int64
+	tail           [3]byte // last three raw bytes of the line so far
+	pendingCR      bool    // the consumed input ends in CR inside a line
 	// where the current chunk began: line number, offset, and the offset
 	// of the line in progress at that point
 	chunkLine, chunkOff, chunkLineOff int64
@@ -181,7 +185,7 @@ func (b *BodyScanner) scan(p []byte) int {
 	// A CR that ended the previous chunk is half of a CRLF only if this
 	// chunk starts with LF.
 	if b.pendingCR && p[0] != '\n' {
-		b.lineBareCR = true
+		b.addBareCR(b.Stats.Lines+1, b.lineOff)
 	}
 	b.pendingCR = false
 	i := 0
@@ -210,6 +214,7 @@ func (b *BodyScanner) scan(p []byte) int {
 					continue
 				}
 				content := n - 2
+				b.Stats.LastLineDot = content > 1 && line[n-3] == '.'
 				b.Stats.WireOctets += n
 				b.Stats.Octets += content + 2
 				b.Stats.Lines++
@@ -270,7 +275,6 @@ func (b *BodyScanner) finishChunk(p []byte, nCR, crEnds int, ret int) int {
 	}
 	// Rare: locate the bare CRs to name their lines.
 	line, off := b.chunkLine, b.chunkLineOff
-	lastCounted := int64(-1)
 	lineStart := 0
 	for k := 0; k < len(p); k++ {
 		switch p[k] {
@@ -279,13 +283,20 @@ func (b *BodyScanner) finishChunk(p []byte, nCR, crEnds int, ret int) int {
 			lineStart = k + 1
 			off = b.chunkOff + int64(lineStart)
 		case '\r':
-			if k+1 < len(p) && p[k+1] != '\n' && line != lastCounted {
-				b.Stats.BareCR.add(line, off)
-				lastCounted = line
+			if k+1 < len(p) && p[k+1] != '\n' {
+				b.addBareCR(line, off)
 			}
 		}
 	}
 	return ret
+}
+
+// addBareCR counts line in Stats.BareCR once.
+func (b *BodyScanner) addBareCR(line, off int64) {
+	if line != b.lastBareCRLine {
+		b.lastBareCRLine = line
+		b.Stats.BareCR.add(line, off)
+	}
 }
 
 func (b *BodyScanner) startLine() {
@@ -293,8 +304,7 @@ func (b *BodyScanner) startLine() {
 	b.lineOff = b.Stats.WireOctets
 	b.lineLen = 0
 	b.prefixN = 0
-	b.last2 = [2]byte{}
-	b.lineBareCR = false
+	b.tail = [3]byte{}
 	b.nul, b.high = false, false
 	b.capture = b.capture[:0]
 	b.captured = b.CaptureMax > 0
@@ -316,10 +326,12 @@ func (b *BodyScanner) addSegment(seg []byte, chkNUL, chkHigh bool) {
 	if chkHigh && !b.high && hasHigh(seg) {
 		b.high = true
 	}
-	if n := len(seg); n >= 2 {
-		b.last2 = [2]byte{seg[n-2], seg[n-1]}
+	if n := len(seg); n >= 3 {
+		b.tail = [3]byte{seg[n-3], seg[n-2], seg[n-1]}
 	} else {
-		b.last2 = [2]byte{b.last2[1], seg[0]}
+		for _, c := range seg {
+			b.tail = [3]byte{b.tail[1], b.tail[2], c}
+		}
 	}
 	if b.captured {
 		if len(b.capture)+len(seg) <= b.CaptureMax+3 {
@@ -334,7 +346,7 @@ func (b *BodyScanner) addSegment(seg []byte, chkNUL, chkHigh bool) {
 // or when OnLine stops the scan.
 func (b *BodyScanner) endLine() bool {
 	b.inLine = false
-	crlf := b.lineLen >= 2 && b.last2[0] == '\r' // the byte before LF was CR
+	crlf := b.lineLen >= 2 && b.tail[1] == '\r' // the byte before LF was CR
 	eolLen := int64(1)
 	eol := EOLLF
 	if crlf {
@@ -351,6 +363,11 @@ func (b *BodyScanner) endLine() bool {
 		}
 		return true
 	}
+	before := b.tail[1]
+	if crlf {
+		before = b.tail[0]
+	}
+	b.Stats.LastLineDot = content > 1 && before == '.'
 	stuffed := false
 	if content >= 1 && b.prefix[0] == '.' {
 		stuffed = true
@@ -363,9 +380,7 @@ func (b *BodyScanner) endLine() bool {
 	if !crlf {
 		b.Stats.BareLF.add(num, b.lineOff)
 	}
-	if b.lineBareCR {
-		b.Stats.BareCR.add(num, b.lineOff)
-	}
+
 	if b.nul {
 		b.Stats.NUL.add(num, b.lineOff)
 	}

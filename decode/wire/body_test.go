@@ -91,6 +91,7 @@ func reference(body []byte, captureMax int) scanResult {
 			}
 			break
 		}
+		st.LastLineDot = len(text) > 1 && text[len(text)-1] == '.'
 		stuffed := false
 		content := text
 		if len(text) >= 1 && text[0] == '.' {

@@ -68,11 +68,11 @@ func ParseCommand(line []byte) Command {
 	end := strings.IndexAny(s, " \t")
 	if end < 0 {
 		c.RawKey = s
-		c.Keyword = strings.ToUpper(s)
+		c.Keyword = upperASCII(s)
 		return c
 	}
 	c.RawKey = s[:end]
-	c.Keyword = strings.ToUpper(c.RawKey)
+	c.Keyword = upperASCII(c.RawKey)
 	rest := s[end+1:]
 	c.Rest = rest
 	if c.Keyword == "PASS" {
@@ -252,6 +252,18 @@ func ValidAPOPTimestamp(ts string) (ok bool, why string) {
 		return false, "no @"
 	}
 	return true, ""
+}
+
+// upperASCII upper-cases a-z only: POP3 keywords are ASCII, and Unicode
+// case rules would turn "uſer" into "USER".
+func upperASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'a' && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
 }
 
 // IsPrintableASCII reports whether every byte of b is in 0x20..0x7E.
