@@ -76,6 +76,11 @@ func (s *Session) dropExec(at time.Time, x *exchange, ok bool, off int64) {
 		return
 	}
 	if n == 0 {
+		// msgArg gives 0 for non-digits too (SYNTAX-005); "0", "00" is a
+		// message number that cannot exist.
+		if a := x.cmd.Args; ok && len(a) > 0 && wire.IsDigits(a[0]) && strings.Trim(a[0], "0") == "" {
+			s.violate(at, "POP3-DROP-001", event.Server, off, fmt.Sprintf("+OK to %s %s: message numbers start at 1", x.verb, a[0]), "")
+		}
 		return
 	}
 	if ok && md.n >= 0 && n > md.n {
@@ -150,7 +155,7 @@ func (s *Session) dropSingle(at time.Time, x *exchange, st wire.Status, off int6
 			if extra != "" {
 				s.violate(at, "POP3-SYNTAX-008", event.Server, off, "extra words after the scan listing (allowed, strongly discouraged)", event.Info)
 			}
-			s.listedSize(at, num, size, off)
+			s.listedSize(at, num, size, off, true)
 		} else {
 			if extra != "" {
 				s.violate(at, "POP3-SYNTAX-008", event.Server, off, "text after the unique-id: "+quoteShort([]byte(extra)), "")
@@ -204,12 +209,14 @@ func (s *Session) compareStatList(at time.Time, off int64) {
 	md.stat, md.list = nil, nil // judge each pair once
 }
 
-func (s *Session) listedSize(at time.Time, n int, size int64, off int64) {
+// listedSize records a scan listing; single says it came from LIST n,
+// whose +OK for a deleted message is DROP-002 (dropExec), not DROP-004.
+func (s *Session) listedSize(at time.Time, n int, size int64, off int64, single bool) {
 	md := s.drop
 	if md.n >= 0 && n > md.n {
 		s.violate(at, "POP3-DROP-008", event.Server, off, fmt.Sprintf("message %d listed, but the maildrop had %d messages when opened", n, md.n), "")
 	}
-	if md.deleted[n] {
+	if md.deleted[n] && !single {
 		s.violate(at, "POP3-DROP-004", event.Server, off, fmt.Sprintf("deleted message %d still listed", n), "")
 	}
 	if old, ok := md.listed[n]; ok && old != size {
@@ -219,7 +226,8 @@ func (s *Session) listedSize(at time.Time, n int, size int64, off int64) {
 }
 
 // uidSeen records a unique-id listing; in, if set, collects the ids of one
-// UIDL body for the duplicate check.
+// UIDL body for the duplicate check (nil for UIDL n, whose +OK for a
+// deleted message is DROP-002, not DROP-004).
 func (s *Session) uidSeen(at time.Time, n int, uid string, off int64, in map[string]int) {
 	md := s.drop
 	if why := badUID(uid); why != "" {
@@ -228,7 +236,7 @@ func (s *Session) uidSeen(at time.Time, n int, uid string, off int64, in map[str
 	if md.n >= 0 && n > md.n {
 		s.violate(at, "POP3-DROP-008", event.Server, off, fmt.Sprintf("message %d in a unique-id listing, but the maildrop had %d messages when opened", n, md.n), "")
 	}
-	if md.deleted[n] {
+	if md.deleted[n] && in != nil {
 		s.violate(at, "POP3-DROP-004", event.Server, off, fmt.Sprintf("deleted message %d still in the unique-id listing", n), "")
 	}
 	if old, ok := md.uids[n]; ok && old != uid {
@@ -276,6 +284,7 @@ func (s *Session) listBodyLine(at time.Time, b *bodyState, c []byte, off int64) 
 			what = "unique-id listing \"n uid\""
 		}
 		s.violate(at, "POP3-SYNTAX-008", event.Server, off, b.x.verb+" body line is not a "+what+": "+quoteShort(c), "")
+		b.listBad = true
 		return
 	}
 	b.listCount++
@@ -283,6 +292,7 @@ func (s *Session) listBodyLine(at time.Time, b *bodyState, c []byte, off int64) 
 		size, err := strconv.ParseInt(val, 10, 64)
 		if err != nil {
 			s.violate(at, "POP3-SYNTAX-008", event.Server, off, "LIST size is not a number: "+quoteShort(c), "")
+			b.listBad = true
 			return
 		}
 		if extra != "" {
@@ -290,7 +300,7 @@ func (s *Session) listBodyLine(at time.Time, b *bodyState, c []byte, off int64) 
 		}
 		b.listTotal += size
 		b.seen[num] = true
-		s.listedSize(at, num, size, off)
+		s.listedSize(at, num, size, off, false)
 		return
 	}
 	if extra != "" {
@@ -306,7 +316,7 @@ func (s *Session) listBodyDone(at time.Time, b *bodyState, off int64) {
 	if md == nil {
 		return
 	}
-	if md.n < 0 && len(md.deleted) == 0 {
+	if md.n < 0 && len(md.deleted) == 0 && !b.listBad {
 		md.n = b.listCount
 	}
 	var missing []int
@@ -320,8 +330,10 @@ func (s *Session) listBodyDone(at time.Time, b *bodyState, off int64) {
 		s.violate(at, "POP3-DROP-009", event.Server, off, fmt.Sprintf("after RSET, %s omits restored messages %v", b.x.verb, missing), "")
 	}
 	if b.x.verb == "LIST" {
-		md.list = &listingTotal{n: b.listCount, size: b.listTotal, gen: md.gen}
-		s.compareStatList(at, off)
+		if !b.listBad {
+			md.list = &listingTotal{n: b.listCount, size: b.listTotal, gen: md.gen}
+			s.compareStatList(at, off)
+		}
 	} else if s.store != nil {
 		s.storeUIDListing(at, off)
 	}

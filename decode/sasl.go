@@ -115,6 +115,12 @@ func (s *Session) saslMessage(at time.Time, x *exchange, line string, ir bool, o
 		s.afterOAuthError(at, x, data, off)
 		return
 	}
+	if ir && st.serverFirst {
+		// An initial response for a mechanism in which the server speaks
+		// first is no message of that mechanism: SASL-007 judges the
+		// server's answer and names the client's fault in its detail.
+		return
+	}
 	s.checkMechMessage(at, x, data, off)
 	if !s.clientTLS && (passwordMechs[st.mech]) {
 		reveals := st.mech == "PLAIN" || (st.mech == "LOGIN" && st.clientMsgs >= 2)

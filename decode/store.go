@@ -54,8 +54,12 @@ type mailbox struct {
 	byHash     map[uint64]string
 	lastLogin  time.Time
 	loginDelay int64 // seconds; -1 unknown
-	expire     int64 // days; -1 unknown, never = NEVER
-	open       int   // sessions in TRANSACTION now
+	// loginDelayTrans: loginDelay came from a TRANSACTION-state CAPA, the
+	// per-user value in force (RFC 2449 §6.5); an AUTHORIZATION value is
+	// only the worst case over all users.
+	loginDelayTrans bool
+	expire          int64 // days; -1 unknown, never = NEVER
+	open            int   // sessions in TRANSACTION now
 	// What the last finished session left behind.
 	prev *sessionSummary
 }
@@ -142,7 +146,7 @@ func (s *Session) storeLogin(at time.Time, x *exchange, ok bool, code string, of
 	st := s.store
 	st.mu.Lock()
 	b := st.box(key, at)
-	last, delay := b.lastLogin, b.loginDelay
+	last, delay, transDelay := b.lastLogin, b.loginDelay, b.loginDelayTrans
 	openOthers := b.open
 	if ok {
 		b.lastLogin = at
@@ -150,8 +154,10 @@ func (s *Session) storeLogin(at time.Time, x *exchange, ok bool, code string, of
 		s.boxOpen = true
 	}
 	st.mu.Unlock()
-	if d := s.caps.get("LOGIN-DELAY"); d != "" {
-		if v, okv := capNumber(d); okv {
+	// The value in force: a TRANSACTION value seen for this mailbox, else
+	// this session's AUTHORIZATION value, else an earlier one.
+	if c := s.caps; c.has("LOGIN-DELAY") && (c.trans || !transDelay) {
+		if v, okv := capNumber(c.get("LOGIN-DELAY")); okv {
 			delay = v
 		}
 	}
@@ -312,9 +318,9 @@ func (s *Session) storeEnd(at time.Time) {
 	if s.boxOpen && b.open > 0 {
 		b.open--
 	}
-	if d := s.caps.get("LOGIN-DELAY"); d != "" {
-		if v, ok := capNumber(d); ok {
-			b.loginDelay = v
+	if c := s.caps; c.has("LOGIN-DELAY") && (c.trans || !b.loginDelayTrans) {
+		if v, ok := capNumber(c.get("LOGIN-DELAY")); ok {
+			b.loginDelay, b.loginDelayTrans = v, c.trans
 		}
 	}
 	b.expire = sum.expire

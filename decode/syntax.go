@@ -257,3 +257,42 @@ func hasLowerASCII(s string) bool {
 // (docs/pop3-rules.md §4.18): not malformed, only unusual (LEGACY-002).
 var vendorKeywords = map[string]bool{"XTND": true, "XSENDER": true, "EUIDL": true, "*ENV": true,
 	"MBOX": true, "XCLIENT": true}
+
+// ---- LANG (RFC 6856 §3; SYNTAX-008) ----
+
+// validLangTag is a loose RFC 5646 check: 1-8 letters, then subtags of
+// 1-8 letters or digits separated by "-" ("en", "en-boont", "i-default").
+func validLangTag(t string) bool {
+	for i, sub := range strings.Split(t, "-") {
+		if len(sub) < 1 || len(sub) > 8 {
+			return false
+		}
+		for j := 0; j < len(sub); j++ {
+			c := sub[j]
+			alpha := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+			if !alpha && (i == 0 || c < '0' || c > '9') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// langListLine checks one line of a LANG body: "tag [SP text]".
+func (s *Session) langListLine(at time.Time, c []byte, off int64) {
+	tag, _, _ := strings.Cut(string(c), " ")
+	if !validLangTag(tag) {
+		s.violate(at, "POP3-SYNTAX-008", event.Server, off, "language listing line is not \"tag [SP text]\": "+quoteShort(c), "")
+	}
+}
+
+// langReply checks the single-line +OK to "LANG tag": "+OK SP tag SP text".
+func (s *Session) langReply(at time.Time, x *exchange) {
+	if x.verb != "LANG" || len(x.cmd.Args) == 0 || x.status.Indicator != wire.OK {
+		return
+	}
+	tag, text, _ := strings.Cut(x.status.Text, " ")
+	if !validLangTag(tag) || text == "" {
+		s.violate(at, "POP3-SYNTAX-008", event.Server, x.replyOff, "LANG "+x.cmd.Args[0]+" reply is not \"+OK SP tag SP text\": "+quoteShort([]byte(x.status.Text)), "")
+	}
+}
