@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/cespare/xxhash/v2 v2.3.0
 	github.com/gdamore/tcell/v2 v2.13.10
+	github.com/google/gopacket v1.1.19
 	github.com/prometheus/client_golang v1.25.0
 	github.com/rivo/tview v0.42.0
 	go.opentelemetry.io/otel v1.47.0

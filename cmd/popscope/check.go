@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	register(&command{name: "check", summary: "run the decoder and rules offline over transcripts; exit 1 on error-severity violations", run: runCheck})
+	register(&command{name: "check", summary: "run the decoder and rules offline over transcripts and recordings; exit 1 on error-severity violations", run: runCheck})
 }
 
 func runCheck(args []string, stdout, stderr io.Writer) int {
@@ -33,7 +33,10 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			"",
 			"Decodes each FILE as one POP3 session and reports rule violations. FILE is a",
 			"C:/S: transcript (the form of RFC 1939's examples; see decode/transcript), one",
-			"line sent per C:/S: line, CRLF appended unless the text has an escaped \\n.",
+			"line sent per C:/S: line, CRLF appended unless the text has an escaped \\n,",
+			"or a recording made by 'popscope proxy --record' (docs/recording.md), decoded",
+			"with its recorded times; FILE:LINE then names the recording's data record.",
+			"The format is told from the first line.",
 			"Files given together are judged as consecutive sessions of one mailbox, so",
 			"cross-session rules (UIDL-004, SESS-*) apply across them.",
 			"",
@@ -70,25 +73,34 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "popscope check: %v\n", err)
 			return 2
 		}
-		steps, err := transcript.Parse(src)
-		if err != nil {
-			fmt.Fprintf(stderr, "popscope check: %s: %v\n", name, err)
-			return 2
-		}
-		if len(steps) == 0 {
-			fmt.Fprintf(stderr, "popscope check: %s: no C:/S: lines: not a transcript\n", name)
-			return 2
-		}
-		lines := newLineMap(steps)
 		var evs []*event.Event
-		s := decode.New(decode.Options{Session: fmt.Sprintf("%s", name), RevealSecrets: *reveal, Store: store, Endpoint: *endpoint},
-			func(e *event.Event) { evs = append(evs, e) })
-		// Sessions of several files follow each other, an hour apart.
-		at := start.Add(time.Duration(i) * time.Hour)
-		end := transcript.Replay(transcript.Spread(steps, time.Millisecond), s, at)
-		s.Close(event.Client, end)
-		s.Close(event.Server, end)
-		s.Finish(end)
+		var locate func(event.Side, int64) int
+		opts := decode.Options{Session: name, RevealSecrets: *reveal, Store: store, Endpoint: *endpoint}
+		if isRecordingFile(src) {
+			// A recording (popscope proxy --record): its own times and TLS (record.go).
+			if evs, locate, err = decodeRecording(name, src, opts, stderr); err != nil {
+				fmt.Fprintf(stderr, "popscope check: %s: %v\n", name, err)
+				return 2
+			}
+		} else {
+			steps, err := transcript.Parse(src)
+			if err != nil {
+				fmt.Fprintf(stderr, "popscope check: %s: %v\n", name, err)
+				return 2
+			}
+			if len(steps) == 0 {
+				fmt.Fprintf(stderr, "popscope check: %s: no C:/S: lines: not a transcript or recording\n", name)
+				return 2
+			}
+			locate = newLineMap(steps).line
+			s := decode.New(opts, func(e *event.Event) { evs = append(evs, e) })
+			// Sessions of several files follow each other, an hour apart.
+			at := start.Add(time.Duration(i) * time.Hour)
+			end := transcript.Replay(transcript.Spread(steps, time.Millisecond), s, at)
+			s.Close(event.Client, end)
+			s.Close(event.Server, end)
+			s.Finish(end)
+		}
 		for _, e := range evs {
 			if e.Type == event.Violation {
 				counts[e.Severity]++
@@ -107,7 +119,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			}
 			shown++
 			loc := name
-			if l := lines.line(e.By, e.Offset); l > 0 {
+			if l := locate(e.By, e.Offset); l > 0 {
 				loc = fmt.Sprintf("%s:%d", name, l)
 			}
 			fmt.Fprintf(stdout, "%s: %s %s (%s): %s\n", loc, e.Severity, e.Rule, e.By, e.Detail)

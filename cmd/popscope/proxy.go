@@ -15,6 +15,7 @@ import (
 	"github.com/popscope/popscope/decode"
 	"github.com/popscope/popscope/event"
 	"github.com/popscope/popscope/exporters/jsonl"
+	"github.com/popscope/popscope/exporters/record"
 	"github.com/popscope/popscope/exporters/text"
 	"github.com/popscope/popscope/proxy"
 )
@@ -102,6 +103,8 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	out.register(fs)
 	var tf tlsFlags
 	tf.register(fs)
+	var rf recordFlags // record.go
+	rf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, joinLines(
 			"usage: popscope proxy --listen ADDR --upstream HOST:PORT [flags]",
@@ -138,6 +141,11 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "popscope proxy: %v\n", err)
 		return 2
 	}
+	rec, err := rf.open(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "popscope proxy: %v\n", err)
+		return 2
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "popscope proxy: %v\n", err)
@@ -154,7 +162,7 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return serveProxyOpts(ctx, ln, proxyOptions{upstream: *upstream, dialTimeout: *dialTimeout, maxLine: *maxLine,
-		tls: tlsCfg, tlsLn: tlsLn}, &out, stdout, stderr, nil)
+		tls: tlsCfg, tlsLn: tlsLn, recorder: rec}, &out, stdout, stderr, nil)
 }
 
 // proxyOptions are the relay settings shared by proxy and demo.
@@ -163,7 +171,8 @@ type proxyOptions struct {
 	dialTimeout time.Duration
 	maxLine     int
 	tls         *proxy.TLSConfig
-	tlsLn       net.Listener // implicit-TLS listener, optional
+	tlsLn       net.Listener     // implicit-TLS listener, optional
+	recorder    *record.Recorder // --record, optional (record.go)
 }
 
 // serveProxy runs a proxy on ln until ctx ends; ready, if set, is called
@@ -187,7 +196,12 @@ func serveProxyOpts(ctx context.Context, ln net.Listener, o proxyOptions, out *o
 		ln.Close()
 		return 2
 	}
+	var recorder proxy.Recorder
+	if o.recorder != nil {
+		recorder = recorderAdapter{o.recorder}
+	}
 	p := proxy.New(proxy.Config{
+		Recorder:      recorder,
 		Upstream:      upstream,
 		DialTimeout:   o.dialTimeout,
 		Publish:       bus.Publish,
@@ -214,6 +228,7 @@ func serveProxyOpts(ctx context.Context, ln net.Listener, o proxyOptions, out *o
 		}
 	}
 	closeObs()
+	closeRecorder(o.recorder, stderr)
 	finishUI()
 	if err != nil {
 		fmt.Fprintf(stderr, "popscope: %v\n", err)
