@@ -17,6 +17,12 @@ import (
 // handleKey routes a key: to the open overlay or input line, else
 // through the key table. Caller holds the model lock.
 func (u *UI) handleKey(ev *tcell.EventKey, setFocus func(tview.Primitive)) {
+	// Terminals send Alt+key as ESC key, so an Esc typed quickly before a
+	// key arrives as Alt+key. No binding uses Alt: take it as the two keys.
+	if ev.Key() == tcell.KeyRune && ev.Modifiers()&tcell.ModAlt != 0 {
+		u.handleKey(tcell.NewEventKey(tcell.KeyEscape, 0, tcell.ModNone), setFocus)
+		ev = tcell.NewEventKey(tcell.KeyRune, ev.Rune(), ev.Modifiers()&^tcell.ModAlt)
+	}
 	if u.mode != modeInput {
 		u.msg, u.msgErr = "", false
 	}
@@ -298,7 +304,9 @@ func (u *UI) exchange(l *model.Line) (reply, cmd *model.Line) {
 		return nil, nil
 	}
 	id := l.Ev.ID
-	for _, x := range u.trans.sess.Lines() {
+	s := u.trans.sess
+	for i := 0; i < s.LineCount(); i++ {
+		x := s.Line(i)
 		if x.Ev == nil || x.Ev.ID != id {
 			continue
 		}
@@ -532,9 +540,9 @@ func (u *UI) export(k inputKind, path string) {
 	case err != nil:
 		u.msg, u.msgErr = "export: "+err.Error(), true
 	default:
-		n := len(s.Lines())
+		n := s.LineCount()
 		if k == inputExportEvents {
-			n = len(s.Events())
+			n = s.EventCount()
 		}
 		u.msg = sprintf("wrote %s of session %s (%d %s) to %s", what, s.ID, n, map[bool]string{true: "events", false: "lines"}[k == inputExportEvents], path)
 	}

@@ -23,7 +23,6 @@ type seg struct {
 }
 
 func (b *statusBar) Draw(scr tcell.Screen) {
-	b.Box.DrawForSubclass(scr, b)
 	x, y, w, _ := b.GetInnerRect()
 	if w <= 0 {
 		return
@@ -97,7 +96,6 @@ type footerBar struct {
 }
 
 func (f *footerBar) Draw(scr tcell.Screen) {
-	f.Box.DrawForSubclass(scr, f)
 	x, y, w, _ := f.GetInnerRect()
 	var hs [][2]string
 	switch f.u.mode {

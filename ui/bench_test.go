@@ -131,6 +131,7 @@ func BenchmarkRedraw(b *testing.B) {
 			draw()
 			live := &liveSession{id: "ffffffffffff", at: fixture.Base}
 			u.Observe(live.ev(event.Event{Type: event.SessionStart, Client: "127.0.0.1:1"}))
+			runtime.GC()
 			b.ReportAllocs()
 			b.ResetTimer()
 			cpu0 := cpuTime()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/gdamore/tcell/v2"
+	"github.com/rivo/tview"
 
 	"github.com/popscope/popscope/event"
 	"github.com/popscope/popscope/ui/model"
@@ -118,3 +119,43 @@ func pad(s string, w int, right bool) string {
 }
 
 func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
+
+// frameGlyphs are tview's border runes as strings, made once: writing
+// them with Screen.Put costs no allocation per cell.
+var frameGlyphs = func() (g [2][6]string) {
+	b := tview.Borders
+	g[0] = [6]string{string(b.Horizontal), string(b.Vertical), string(b.TopLeft), string(b.TopRight), string(b.BottomLeft), string(b.BottomRight)}
+	g[1] = [6]string{string(b.HorizontalFocus), string(b.VerticalFocus), string(b.TopLeftFocus), string(b.TopRightFocus), string(b.BottomLeftFocus), string(b.BottomRightFocus)}
+	return g
+}()
+
+// drawFrame draws a box's border and title, like tview's Box does but
+// without first painting every cell of the box: the application clears
+// the screen before each frame anyway, and that fill was most of the cost
+// of a frame.
+func drawFrame(scr tcell.Screen, b *tview.Box, title string, focus bool) {
+	x, y, w, h := b.GetRect()
+	if w < 2 || h < 2 {
+		return
+	}
+	g := frameGlyphs[0]
+	if focus {
+		g = frameGlyphs[1]
+	}
+	st := tcell.StyleDefault.Foreground(borderColor(focus))
+	for i := x + 1; i < x+w-1; i++ {
+		scr.Put(i, y, g[0], st)
+		scr.Put(i, y+h-1, g[0], st)
+	}
+	for j := y + 1; j < y+h-1; j++ {
+		scr.Put(x, j, g[1], st)
+		scr.Put(x+w-1, j, g[1], st)
+	}
+	scr.Put(x, y, g[2], st)
+	scr.Put(x+w-1, y, g[3], st)
+	scr.Put(x, y+h-1, g[4], st)
+	scr.Put(x+w-1, y+h-1, g[5], st)
+	if title != "" && w >= 4 {
+		put(scr, x+1, y, w-2, fit(title, w-2), tcell.StyleDefault.Foreground(tview.Styles.TitleColor))
+	}
+}

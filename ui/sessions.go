@@ -44,6 +44,8 @@ type sessionList struct {
 	sortBy sortKey
 	rev    bool
 
+	titleText string
+
 	built struct {
 		gen    uint64
 		fgen   int
@@ -136,7 +138,7 @@ func (l *sessionList) refresh() {
 	if l.want == nil {
 		l.want = l.sel
 	}
-	l.SetTitle(l.title())
+	l.titleText = l.title()
 }
 
 func (l *sessionList) title() string {
@@ -151,7 +153,7 @@ func (l *sessionList) title() string {
 	if n := m.EvictedSessions(); n > 0 {
 		t += sprintf(" · %s older sessions not kept", model.Thousands(int64(n)))
 	}
-	return tview.Escape(t) + " "
+	return t + " "
 }
 
 func (l *sessionList) arrow() string {
@@ -326,8 +328,7 @@ func visibleColumns(width int) []column {
 }
 
 func (l *sessionList) Draw(scr tcell.Screen) {
-	l.SetBorderColor(borderColor(l.HasFocus()))
-	l.Box.DrawForSubclass(scr, l)
+	drawFrame(scr, l.Box, l.titleText, l.HasFocus())
 	x, y, w, h := l.GetInnerRect()
 	if w <= 0 || h <= 0 {
 		return

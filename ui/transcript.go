@@ -55,6 +55,8 @@ type transcriptView struct {
 	expGen   int
 	reveal   int // rows below the selection to bring into view once
 
+	titleText string
+
 	built struct {
 		sess    *model.Session
 		gen     uint64
@@ -94,7 +96,7 @@ func (t *transcriptView) refresh() {
 	b := &t.built
 	if s == nil {
 		t.rows = t.rows[:0]
-		t.SetTitle(" Transcript ")
+		t.titleText = " Transcript "
 		return
 	}
 	if b.sess != s || b.gen != s.Gen() || b.fgen != u.filterGen || b.verbose != u.verbose || b.expGen != t.expGen {
@@ -114,7 +116,7 @@ func (t *transcriptView) refresh() {
 	if t.sel >= len(t.rows) {
 		t.sel = max(len(t.rows)-1, 0)
 	}
-	t.SetTitle(t.title())
+	t.titleText = t.title()
 }
 
 func (t *transcriptView) build(s *model.Session) {
@@ -125,7 +127,8 @@ func (t *transcriptView) build(s *model.Session) {
 		t.rows = append(t.rows, tRow{kind: rDropped})
 	}
 	lineFilter := u.filter.HasLineTerms()
-	for _, l := range s.Lines() {
+	for i := 0; i < s.LineCount(); i++ {
+		l := s.Line(i)
 		if l.Verbose && !u.verbose {
 			continue
 		}
@@ -192,7 +195,7 @@ func (t *transcriptView) title() string {
 	} else {
 		ti += " · paused (G follows)"
 	}
-	return tview.Escape(ti) + " "
+	return ti + " "
 }
 
 // rowText is a row's text without time, gutter and latency: what the
@@ -238,8 +241,7 @@ func isMessageReply(l *model.Line) bool {
 }
 
 func (t *transcriptView) Draw(scr tcell.Screen) {
-	t.SetBorderColor(borderColor(t.HasFocus()))
-	t.Box.DrawForSubclass(scr, t)
+	drawFrame(scr, t.Box, t.titleText, t.HasFocus())
 	x, y, w, h := t.GetInnerRect()
 	if w <= 0 || h <= 0 {
 		return

@@ -27,7 +27,7 @@ type Options struct {
 	// pop.example.org:110", "view demo.jsonl".
 	Title string
 	// Retention limits, per model.Options (zero: the defaults).
-	MaxLines, MaxEvents, MaxSessions int
+	MaxLines, MaxEvents, MaxSessions, MaxTotalEvents int
 	// ExportDir is where exports are written by default (default ".").
 	ExportDir string
 	// Now is the clock for live durations (default time.Now).
@@ -123,7 +123,7 @@ func New(opt Options) *UI {
 	u := &UI{
 		opt: opt,
 		m: model.New(model.Options{MaxLines: opt.MaxLines, MaxEvents: opt.MaxEvents,
-			MaxSessions: opt.MaxSessions, Observer: opt.Name}),
+			MaxSessions: opt.MaxSessions, MaxTotalEvents: opt.MaxTotalEvents, Observer: opt.Name}),
 		follow:  true,
 		dirty:   make(chan struct{}, 1),
 		done:    make(chan struct{}),
@@ -355,7 +355,15 @@ func (r *lockedRoot) Draw(screen tcell.Screen) {
 		r.lastHeight, r.lastRows = h, n
 		r.u.layout(h, n)
 	}
-	r.Pages.Draw(screen)
+	// Pages.Draw would first paint every cell of the screen, which the
+	// application has just cleared: draw the visible pages directly.
+	x, y, w, _ := r.GetRect()
+	names := r.GetPageNames(true) // front to back
+	for i := len(names) - 1; i >= 0; i-- {
+		p := r.GetPage(names[i])
+		p.SetRect(x, y, w, h)
+		p.Draw(screen)
+	}
 }
 
 func (r *lockedRoot) InputHandler() func(*tcell.EventKey, func(tview.Primitive)) {

@@ -133,9 +133,7 @@ func TestViolationJumpDetailAndRuleFilter(t *testing.T) {
 	h.wantNot("a11ce0000001", "C: USER bob")
 	// Clear the filter: f, empty, Enter.
 	h.press("f")
-	for i := 0; i < 40; i++ {
-		h.key(tcell.KeyBackspace)
-	}
+	h.key(tcell.KeyCtrlU) // the input line's "delete line"
 	h.key(tcell.KeyEnter)
 	h.want("Sessions 6 ·", "C: USER bob")
 }
@@ -166,16 +164,12 @@ func TestFilterLanguageInUI(t *testing.T) {
 	h.want("filter: rule:POP3-DROP-*", "Sessions 1 of 6")
 
 	h.press("f")
-	for i := 0; i < 40; i++ {
-		h.key(tcell.KeyBackspace)
-	}
+	h.key(tcell.KeyCtrlU) // the input line's "delete line"
 	h.press("user:erin err")
 	h.key(tcell.KeyEnter)
 	h.want("Sessions 1 of 6", "e4e000000005", "S: -ERR [AUTH] invalid user name or password")
 	h.press("f")
-	for i := 0; i < 40; i++ {
-		h.key(tcell.KeyBackspace)
-	}
+	h.key(tcell.KeyCtrlU) // the input line's "delete line"
 	h.press("tls")
 	h.key(tcell.KeyEnter)
 	h.want("Sessions 1 of 6", "ca4010000003")
@@ -201,6 +195,12 @@ func TestFolding(t *testing.T) {
 	h.press("g")
 	h.key(tcell.KeyEnter)
 	h.want("only multi-line replies fold")
+	// v shows state changes and routine lines.
+	h.wantNot("state GREETING-WAIT → AUTH.READY")
+	h.press("v")
+	h.want("state GREETING-WAIT → AUTH.READY", "── upstream 127.0.0.1:11110 connected in 1.7 ms")
+	h.press("v")
+	h.wantNot("state GREETING-WAIT → AUTH.READY")
 }
 
 func TestMessageView(t *testing.T) {
@@ -259,6 +259,14 @@ func TestHelpRenderedFromKeyTable(t *testing.T) {
 	}
 	h.press("?")
 	h.wantNot("Help — Esc or ? closes")
+	// Esc typed right before a key arrives as Alt+key: both are done.
+	h.press("?")
+	h.scr.InjectKey(tcell.KeyRune, 'g', tcell.ModAlt)
+	h.pump()
+	h.wantNot("Help — Esc or ? closes")
+	if got := h.selectedSession(); got != "a11ce0000001" {
+		t.Fatalf("Alt+g after help: selected %q", got)
+	}
 	// Footer hints come from the same table.
 	for _, hs := range hints(paneSessions)[:4] {
 		h.want(hs[0] + " " + hs[1])

@@ -18,8 +18,9 @@ func init() {
 func runView(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("view", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	maxLines := fs.Int("max-lines", 0, "keep at most `N` transcript lines per session (default 5000)")
+	maxLines := fs.Int("max-lines", 0, "keep at most `N` transcript lines per session (default 2000)")
 	maxSessions := fs.Int("max-sessions", 0, "keep at most `N` sessions (default 5000; the oldest closed go first)")
+	maxEvents := fs.Int("max-events", 0, "keep at most `N` events over all sessions (default 200000, about 100 MB)")
 	exportDir := fs.String("export-dir", ".", "directory exports (e, E) are written to by default")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, joinLines(
@@ -55,7 +56,8 @@ func runView(args []string, stdout, stderr io.Writer) int {
 		defer f.Close()
 		in = f
 	}
-	u := ui.New(ui.Options{Title: "view " + name, MaxLines: *maxLines, MaxSessions: *maxSessions, ExportDir: *exportDir})
+	u := ui.New(ui.Options{Title: "view " + name, MaxLines: *maxLines, MaxSessions: *maxSessions,
+		MaxEvents: 2 * *maxLines, MaxTotalEvents: *maxEvents, ExportDir: *exportDir})
 	loaded := make(chan string, 1)
 	go func() {
 		n, bad, err := model.ReadEvents(in, 0, u.Observe)

@@ -34,7 +34,8 @@ func WriteTranscript(w io.Writer, s *Session) error {
 			Thousands(int64(s.DroppedLines)), Thousands(int64(s.opt.MaxLines)))
 	}
 	var at time.Duration = -1
-	for _, l := range s.lines {
+	for i := 0; i < s.lines.len(); i++ {
+		l := s.lines.at(i)
 		if l.Kind == KindClient || l.Kind == KindServer {
 			if d := l.Time.Sub(s.Start); !s.Start.IsZero() && d > at && d >= 0 {
 				at = d
@@ -105,8 +106,8 @@ func WriteEvents(w io.Writer, s *Session) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
-	for _, e := range s.events {
-		if err := enc.Encode(e); err != nil {
+	for i := 0; i < s.events.len(); i++ {
+		if err := enc.Encode(s.events.at(i)); err != nil {
 			return err
 		}
 	}

@@ -254,7 +254,8 @@ func (f *Filter) MatchSession(s *Session) bool {
 		return true
 	}
 	found := len(pos) == 0
-	for _, l := range s.lines {
+	for i := 0; i < s.lines.len(); i++ {
+		l := s.lines.at(i)
 		for _, t := range neg {
 			if t.matchLine(l) {
 				return false

@@ -12,9 +12,10 @@ import (
 
 // Default retention limits.
 const (
-	DefaultMaxLines    = 5000
-	DefaultMaxEvents   = 10000
-	DefaultMaxSessions = 5000
+	DefaultMaxLines       = 2000
+	DefaultMaxEvents      = 4000
+	DefaultMaxSessions    = 5000
+	DefaultMaxTotalEvents = 200000
 )
 
 // Bounds on bookkeeping that must not grow with a misbehaving peer.
@@ -27,13 +28,18 @@ const (
 // Options bound what a Model keeps. Zero values mean the defaults.
 type Options struct {
 	// MaxLines caps the transcript lines kept per session; the oldest
-	// go first, in chunks of a tenth.
+	// go first.
 	MaxLines int
 	// MaxEvents caps the events kept per session for export.
 	MaxEvents int
 	// MaxSessions caps the sessions kept; the oldest closed sessions go
 	// first (then the oldest open ones).
 	MaxSessions int
+	// MaxTotalEvents caps the events kept over all sessions (about 0.5 KB
+	// each), sessions going as for MaxSessions. Kept events are memory
+	// the relay's allocator and garbage collector work around, so this
+	// bounds what the UI costs the proxy as much as its size.
+	MaxTotalEvents int
 	// Observer is the name the UI is subscribed under on the bus: a
 	// "dropped" event naming it means the UI itself lost events.
 	Observer string
@@ -48,6 +54,9 @@ func (o *Options) defaults() {
 	}
 	if o.MaxSessions <= 0 {
 		o.MaxSessions = DefaultMaxSessions
+	}
+	if o.MaxTotalEvents <= 0 {
+		o.MaxTotalEvents = DefaultMaxTotalEvents
 	}
 	if o.Observer == "" {
 		o.Observer = "ui"
@@ -65,6 +74,7 @@ type Model struct {
 
 	gen      uint64
 	events   uint64
+	kept     int // events kept over all sessions
 	evicted  int
 	lost     uint64            // events the bus dropped for our observer
 	lostBy   map[string]uint64 // ... and for other observers
@@ -110,7 +120,8 @@ func (m *Model) Session(id string) *Session { return m.sessions[id] }
 // Events returns how many events were applied.
 func (m *Model) Events() uint64 { return m.events }
 
-// EvictedSessions returns how many sessions were let go (MaxSessions).
+// EvictedSessions returns how many sessions were let go (MaxSessions,
+// MaxTotalEvents).
 func (m *Model) EvictedSessions() int { return m.evicted }
 
 // Open returns how many kept sessions are still open.
@@ -170,13 +181,17 @@ func (m *Model) Apply(e *event.Event) {
 	if s == nil {
 		s = m.newSession(e)
 	}
-	wasOpen := s.Open
+	wasOpen, before := s.Open, s.events.len()
 	s.apply(e)
+	m.kept += s.events.len() - before
 	if wasOpen && !s.Open {
 		m.open--
 	}
 	if e.Type == event.Violation {
 		m.sev[e.Severity.Rank()]++
+	}
+	if len(m.list) > m.opt.MaxSessions || m.kept > m.opt.MaxTotalEvents {
+		m.evict(s)
 	}
 }
 
@@ -188,39 +203,40 @@ func (m *Model) newSession(e *event.Event) *Session {
 		Open:    true,
 		Arrival: m.arrivals,
 		opt:     &m.opt,
+		lines:   ring[*Line]{max: m.opt.MaxLines},
+		events:  ring[*event.Event]{max: m.opt.MaxEvents},
+		cmds:    ring[*event.Event]{max: cmdLookback},
 	}
 	m.sessions[e.Session] = s
 	m.list = append(m.list, s)
 	m.open++
-	if len(m.list) > m.opt.MaxSessions {
-		m.evict()
-	}
 	return s
 }
 
-// evict lets go of a tenth of MaxSessions (at least one session),
-// closed sessions first, oldest first.
-func (m *Model) evict() {
-	n := len(m.list) - m.opt.MaxSessions + m.opt.MaxSessions/10
-	if n < 1 {
-		n = 1
-	}
-	gone := make(map[*Session]bool, n)
-	for _, s := range m.list {
-		if len(gone) == n {
-			break
-		}
-		if !s.Open {
+// evict lets go of whole sessions, closed ones first, oldest first, then
+// the oldest open ones, until the sessions and the events kept are a
+// tenth below their caps (so that evicting is rare). keep, the session
+// being fed, stays.
+func (m *Model) evict(keep *Session) {
+	needSessions := len(m.list) - (m.opt.MaxSessions - m.opt.MaxSessions/10)
+	needEvents := m.kept - (m.opt.MaxTotalEvents - m.opt.MaxTotalEvents/10)
+	gone := make(map[*Session]bool)
+	freed := 0
+	enough := func() bool { return len(gone) >= needSessions && freed >= needEvents }
+	for pass := 0; pass < 2 && !enough(); pass++ {
+		for _, s := range m.list {
+			if enough() {
+				break
+			}
+			if gone[s] || s == keep || (pass == 0 && s.Open) {
+				continue
+			}
 			gone[s] = true
+			freed += s.events.len()
 		}
 	}
-	for _, s := range m.list {
-		if len(gone) == n {
-			break
-		}
-		if !gone[s] && s != m.list[len(m.list)-1] {
-			gone[s] = true
-		}
+	if len(gone) == 0 {
+		return
 	}
 	kept := make([]*Session, 0, len(m.list)-len(gone))
 	for _, s := range m.list {
@@ -233,9 +249,13 @@ func (m *Model) evict() {
 		}
 		kept = append(kept, s)
 	}
+	m.kept -= freed
 	m.evicted += len(gone)
 	m.list = kept
 }
+
+// KeptEvents is the number of events kept over all sessions.
+func (m *Model) KeptEvents() int { return m.kept }
 
 // Session is what the model knows about one proxied connection. Fields
 // are read with the model's lock held.
@@ -272,19 +292,19 @@ type Session struct {
 	// Missing counts events that never reached the model (sequence gaps).
 	Missing uint64
 
-	lines        []*Line
+	lines        ring[*Line]
 	DroppedLines int
-	events       []*event.Event
+	events       ring[*event.Event]
 	// DroppedEvents counts events let go by the MaxEvents cap.
 	DroppedEvents int
 
 	gen      uint64
 	lastSeq  uint64
-	cmds     []*event.Event // recent commands, to name their replies
-	pendingC []*event.Event // client violations waiting for their line
-	pendingS []*event.Event // server violations waiting for their line
-	post     *Line          // the reply just published: checks made after it
-	postOff  int64          // ... name this offset
+	cmds     ring[*event.Event] // recent commands, to name their replies
+	pendingC []*event.Event     // client violations waiting for their line
+	pendingS []*event.Event     // server violations waiting for their line
+	post     *Line              // the reply just published: checks made after it
+	postOff  int64              // ... name this offset
 	postSet  bool
 	opt      *Options
 }
@@ -292,12 +312,20 @@ type Session struct {
 // Gen increases with every change to the session.
 func (s *Session) Gen() uint64 { return s.gen }
 
-// Lines returns the kept transcript lines, oldest first. The slice is the
-// model's own: read it with the lock held and do not modify it.
-func (s *Session) Lines() []*Line { return s.lines }
+// LineCount is the number of kept transcript lines.
+func (s *Session) LineCount() int { return s.lines.len() }
 
-// Events returns the kept events, in order.
-func (s *Session) Events() []*event.Event { return s.events }
+// Line returns the i-th kept line, 0 being the oldest.
+func (s *Session) Line(i int) *Line { return s.lines.at(i) }
+
+// Lines returns a copy of the kept lines, oldest first.
+func (s *Session) Lines() []*Line { return s.lines.slice() }
+
+// EventCount is the number of kept events.
+func (s *Session) EventCount() int { return s.events.len() }
+
+// Events returns a copy of the kept events, in order.
+func (s *Session) Events() []*event.Event { return s.events.slice() }
 
 // Violations returns the total number of violations in the session.
 func (s *Session) Violations() int { return s.Sev[1] + s.Sev[2] + s.Sev[3] }
@@ -560,44 +588,23 @@ func (s *Session) line(k Kind, e *event.Event, text string) *Line {
 }
 
 func (s *Session) keepEvent(e *event.Event) {
-	s.events = append(s.events, e)
-	if len(s.events) > s.opt.MaxEvents {
-		n := chunk(s.opt.MaxEvents)
-		s.events = append(make([]*event.Event, 0, s.opt.MaxEvents), s.events[n:]...)
-		s.DroppedEvents += n
+	if s.events.push(e) {
+		s.DroppedEvents++
 	}
 }
 
 func (s *Session) addLine(l *Line) {
-	s.lines = append(s.lines, l)
-	if len(s.lines) > s.opt.MaxLines {
-		n := chunk(s.opt.MaxLines)
-		s.lines = append(make([]*Line, 0, s.opt.MaxLines), s.lines[n:]...)
-		s.DroppedLines += n
+	if s.lines.push(l) {
+		s.DroppedLines++
 	}
 }
 
-// chunk is how much to let go at once when a cap is reached: a tenth, so
-// that trimming is rare and cheap.
-func chunk(max int) int {
-	if n := max / 10; n > 0 {
-		return n
-	}
-	return 1
-}
-
-func (s *Session) rememberCmd(e *event.Event) {
-	if len(s.cmds) >= cmdLookback {
-		copy(s.cmds, s.cmds[1:])
-		s.cmds = s.cmds[:len(s.cmds)-1]
-	}
-	s.cmds = append(s.cmds, e)
-}
+func (s *Session) rememberCmd(e *event.Event) { s.cmds.push(e) }
 
 // cmdFor names the command a reply answers ("RETR 3"), from the ID.
 func (s *Session) cmdFor(e *event.Event) string {
-	for i := len(s.cmds) - 1; i >= 0; i-- {
-		if c := s.cmds[i]; c.ID == e.ID {
+	for i := s.cmds.len() - 1; i >= 0; i-- {
+		if c := s.cmds.at(i); c.ID == e.ID {
 			return join(Escape(c.Verb), Escape(c.Args))
 		}
 	}
@@ -685,8 +692,8 @@ func (s *Session) lineAt(by event.Side, off int64, useZero bool) *Line {
 	if off == 0 && !useZero {
 		return nil
 	}
-	for i, n := len(s.lines)-1, 0; i >= 0 && n < offsetLookback; i, n = i-1, n+1 {
-		l := s.lines[i]
+	for i, n := s.lines.len()-1, 0; i >= 0 && n < offsetLookback; i, n = i-1, n+1 {
+		l := s.lines.at(i)
 		if l.Side() == by && hasOffset(l) && l.Ev.Offset == off {
 			return l
 		}
@@ -728,9 +735,9 @@ func (s *Session) addServerLine(l *Line) {
 // instant.
 func (s *Session) flushPending() {
 	var last *Line
-	for i, n := len(s.lines)-1, 0; i >= 0 && n < offsetLookback; i, n = i-1, n+1 {
-		if s.lines[i].Kind == KindServer {
-			last = s.lines[i]
+	for i, n := s.lines.len()-1, 0; i >= 0 && n < offsetLookback; i, n = i-1, n+1 {
+		if l := s.lines.at(i); l.Kind == KindServer {
+			last = l
 			break
 		}
 	}

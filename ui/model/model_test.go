@@ -247,6 +247,13 @@ func TestRetention(t *testing.T) {
 	if m.EvictedSessions()+len(m.Sessions()) != 31 {
 		t.Errorf("evicted %d + kept %d != 31", m.EvictedSessions(), len(m.Sessions()))
 	}
+	total := 0
+	for _, s := range m.Sessions() {
+		total += s.EventCount()
+	}
+	if total != m.KeptEvents() {
+		t.Errorf("kept events %d, model says %d", total, m.KeptEvents())
+	}
 	open := 0
 	for _, s := range m.Sessions() {
 		if s.Open {
@@ -255,6 +262,31 @@ func TestRetention(t *testing.T) {
 	}
 	if open != m.Open() {
 		t.Errorf("open count %d, model says %d", open, m.Open())
+	}
+}
+
+func TestTotalEventBudget(t *testing.T) {
+	m := New(Options{MaxTotalEvents: 100, MaxEvents: 30})
+	for i := 0; i < 20; i++ {
+		f := newFeeder(m, string(rune('a'+i)))
+		f.ev(event.Event{Type: event.SessionStart})
+		for j := 0; j < 8; j++ {
+			f.ev(event.Event{Type: event.Command, By: event.Client, Offset: int64(6 * j), ID: uint64(j + 1), Verb: "NOOP"})
+		}
+		if i%3 != 0 {
+			f.ev(event.Event{Type: event.SessionEnd})
+		}
+	}
+	if m.KeptEvents() > 100 {
+		t.Fatalf("kept %d events, budget 100", m.KeptEvents())
+	}
+	if m.EvictedSessions() == 0 || m.Session("t") == nil {
+		t.Fatalf("evicted %d; newest kept: %v", m.EvictedSessions(), m.Session("t") != nil)
+	}
+	// Closed sessions go first: the open ones (every third) are still
+	// there, the oldest closed ones are not.
+	if m.Session("a") == nil || m.Session("b") != nil {
+		t.Errorf("open a kept: %v, closed b gone: %v", m.Session("a") != nil, m.Session("b") == nil)
 	}
 }
 
