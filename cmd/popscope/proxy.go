@@ -31,9 +31,11 @@ type outputFlags struct {
 	quiet         bool
 	verbose       bool
 	revealSecrets bool
+	otel          otelFlags // otel_wiring.go
 }
 
 func (o *outputFlags) register(fs *flag.FlagSet) {
+	o.otel.register(fs)
 	fs.StringVar(&o.events, "events", "", "write events as JSON Lines to `FILE` (\"-\" = stdout)")
 	fs.BoolVar(&o.noUI, "no-ui", false, "no terminal UI: print a plain transcript to stderr instead")
 	fs.BoolVar(&o.quiet, "quiet", false, "do not print the transcript (events still go to --events)")
@@ -62,13 +64,13 @@ func (o *outputFlags) observers(bus *event.Bus, stdout, stderr io.Writer) (close
 			}
 		})
 	}
+	otelStop, err := o.otel.start(context.Background(), bus, stderr)
+	if err != nil {
+		return nil, err
+	}
 	if !o.quiet {
-		// The TUI is not built yet: the plain transcript is the default view.
-		out := stderr
-		if o.events == "-" {
-			out = stderr // stdout carries the JSON stream
-		}
-		tp := text.New(out)
+		// The plain transcript (stdout may carry the JSON stream).
+		tp := text.New(stderr)
 		tp.Verbose = o.verbose
 		bus.Subscribe("transcript", tp, event.WithPolicy(event.DropOldest))
 	}
@@ -84,6 +86,7 @@ func (o *outputFlags) observers(bus *event.Bus, stdout, stderr io.Writer) (close
 		for _, c := range closers {
 			c()
 		}
+		otelStop() // after bus.Close: the exporter has seen every event
 		for _, st := range bus.Stats() {
 			if st.Dropped > 0 {
 				fmt.Fprintf(stderr, "popscope: observer %s lost %d events\n", st.Name, st.Dropped)
