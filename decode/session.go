@@ -935,7 +935,7 @@ func (s *Session) transition(at time.Time, x *exchange) {
 			s.user = x.cmd.Args[0]
 		}
 		if len(x.cmd.Args) == 0 && x.verb == "AUTH" {
-			return // mechanism discovery
+			break // mechanism discovery
 		}
 		if x.verb == "AUTH" {
 			s.authFinished(at, x, ok, x.replyOff)
@@ -974,7 +974,7 @@ func (s *Session) transition(at time.Time, x *exchange) {
 			if s.stlsListed {
 				s.violate(at, "POP3-TLS-006", event.Server, x.replyOff, "STLS was advertised but the command failed: "+quoteShort([]byte(x.status.Text)), "")
 			}
-			return
+			break // a refused STLS still came between USER and PASS (STATE-003)
 		}
 		s.stlsOK = true
 		if s.capaFailed {
