@@ -301,7 +301,7 @@ func messageText(s *model.Session, reply *model.Line, cmd *model.Line) string {
 		}
 	}
 	b.WriteString("\n[gray]Headers and body: popscope's events describe the exchange, not the message bytes, so there is " +
-		"nothing to show here yet. Once recordings exist, this view will show the retrieved message with its " +
-		"headers parsed (net/mail, mime).[-]\n")
+		"nothing more to show from them. A recording (popscope proxy --record DIR) keeps the bytes; showing the " +
+		"retrieved message here, headers parsed with net/mail and mime, needs this view to read recordings.[-]\n")
 	return b.String()
 }

@@ -230,9 +230,9 @@ func foldText(l *model.Line, sub int) string {
 			model.Thousands(e.Octets), model.Thousands(e.WireOctets), model.Thousands(e.Lines), model.Millis(e.LatencyMS))
 	default:
 		if isMessageReply(l) {
-			return "│ the message itself is not in the event stream: m shows what is known (body once recordings exist)"
+			return "│ the message bytes are not in the event stream (a --record recording keeps them): m shows what the events say"
 		}
-		return "│ the body lines are not in the event stream (recordings will carry them)"
+		return "│ the body lines are not in the event stream (a --record recording keeps them)"
 	}
 }
 

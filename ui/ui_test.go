@@ -187,7 +187,7 @@ func TestFolding(t *testing.T) {
 	h.key(tcell.KeyEnter)
 	h.want("▾ RETR 2 → 3,553 octets, 85 lines",
 		"│ 3,553 octets delivered (dot-unstuffed, CRLF line ends), 3,556 on the wire, 85 lines; latency 3.0 ms",
-		"│ the message itself is not in the event stream")
+		"│ the message bytes are not in the event stream")
 	h.press("o")
 	h.want("▸ RETR 2")
 	h.wantNot("│ 3,553 octets delivered")
