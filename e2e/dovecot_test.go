@@ -35,6 +35,9 @@ import (
 const (
 	mailUser = "alice"
 	mailPass = "alicepw"
+	// tlsUser has the small mailbox of the TLS matrix (tls_test.go).
+	tlsUser = "carol"
+	tlsPass = "carolpw"
 )
 
 type dovecot struct {
@@ -42,6 +45,7 @@ type dovecot struct {
 	plain string // 127.0.0.1:port, plain POP3 (STLS offered)
 	tls   string // 127.0.0.1:port, implicit TLS
 	msgs  []message
+	small []message // tlsUser's mailbox
 	cmd   *exec.Cmd
 	out   *cappedBuffer
 	done  chan struct{}
@@ -183,7 +187,8 @@ func startDovecot(dir string) (*dovecot, error) {
 		return nil, err
 	}
 	for _, d := range []string{"run", "state", "log", "tls", "home/" + mailUser,
-		"mail/" + mailUser + "/cur", "mail/" + mailUser + "/new", "mail/" + mailUser + "/tmp"} {
+		"mail/" + mailUser + "/cur", "mail/" + mailUser + "/new", "mail/" + mailUser + "/tmp",
+		"home/" + tlsUser, "mail/" + tlsUser + "/cur", "mail/" + tlsUser + "/new", "mail/" + tlsUser + "/tmp"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, err
 		}
@@ -194,12 +199,17 @@ func startDovecot(dir string) (*dovecot, error) {
 	if err := writeCert(filepath.Join(dir, "tls")); err != nil {
 		return nil, err
 	}
-	users := fmt.Sprintf("%s:{PLAIN}%s:%d:%d::%s::\n", mailUser, mailPass, pr.mailUID, pr.mailGID, filepath.Join(dir, "home", mailUser))
+	users := fmt.Sprintf("%s:{PLAIN}%s:%d:%d::%s::\n", mailUser, mailPass, pr.mailUID, pr.mailGID, filepath.Join(dir, "home", mailUser)) +
+		fmt.Sprintf("%s:{PLAIN}%s:%d:%d::%s::\n", tlsUser, tlsPass, pr.mailUID, pr.mailGID, filepath.Join(dir, "home", tlsUser))
 	if err := os.WriteFile(filepath.Join(dir, "users"), []byte(users), 0o644); err != nil {
 		return nil, err
 	}
 	msgs := buildMessages(mailUser)
 	if err := writeMaildir(filepath.Join(dir, "mail", mailUser), msgs); err != nil {
+		return nil, err
+	}
+	small := buildMailbox(tlsUser, smallSizes, smallLarge)
+	if err := writeMaildir(filepath.Join(dir, "mail", tlsUser), small); err != nil {
 		return nil, err
 	}
 	if os.Geteuid() == 0 {
@@ -222,7 +232,7 @@ func startDovecot(dir string) (*dovecot, error) {
 			return nil, err
 		}
 		d := &dovecot{dir: dir, plain: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])),
-			tls: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])), msgs: msgs,
+			tls: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])), msgs: msgs, small: small,
 			out: newCapped(64 << 10), done: make(chan struct{}), mode: pr.mode}
 		d.cmd = exec.Command(bin, "-F", "-c", conf)
 		d.cmd.SysProcAttr = procAttr(syscall.SIGTERM)

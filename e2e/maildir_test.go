@@ -11,10 +11,14 @@ import (
 
 // The test mailbox: ordinary messages of several sizes, then the edge
 // cases of the peers recipe (make-maildir.sh), then one large message.
-// Files use LF line ends; Dovecot serves them with CRLF.
+// Files use LF line ends; Dovecot serves them with CRLF. The TLS matrix
+// uses a smaller mailbox of the same shape (smallSizes, smallLarge) so
+// that its many runs stay quick.
 var (
 	ordinarySizes = []int{512, 4096, 100000, 1500, 30000, 300}
 	largeSize     = 8 << 20
+	smallSizes    = []int{512, 4096, 30000}
+	smallLarge    = 1 << 20
 )
 
 type message struct {
@@ -52,6 +56,12 @@ func crlf(b []byte) []byte { return bytes.ReplaceAll(b, []byte("\n"), []byte("\r
 // buildMessages returns the mailbox content, numbered from 1 in the order
 // Dovecot will list it.
 func buildMessages(user string) []message {
+	return buildMailbox(user, ordinarySizes, largeSize)
+}
+
+// buildMailbox returns ordinary messages of the given sizes, the edge
+// cases, and a large message of about largeSize octets.
+func buildMailbox(user string, ordinarySizes []int, largeSize int) []message {
 	var msgs []message
 	add := func(kind string, data []byte) {
 		msgs = append(msgs, message{num: len(msgs) + 1, kind: kind, disk: data})

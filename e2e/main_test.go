@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -239,11 +240,12 @@ func startLocked(cmd *exec.Cmd) (<-chan error, error) {
 // ---- the popscope proxy process ----
 
 type proxyProc struct {
-	addr   string // listening address
-	events string // JSON Lines file
-	cmd    *exec.Cmd
-	stderr *cappedBuffer
-	done   chan struct{}
+	addr    string // listening address
+	tlsAddr string // implicit-TLS listening address (with --listen-tls)
+	events  string // JSON Lines file
+	cmd     *exec.Cmd
+	stderr  *cappedBuffer
+	done    chan struct{}
 	// exit is valid after done is closed.
 	exit    int
 	stopped bool
@@ -272,11 +274,11 @@ func startProxy(t testing.TB, dir, upstream string, extra ...string) *proxyProc 
 		pr.Close()
 		t.Fatalf("starting popscope: %v", err)
 	}
-	addrC := make(chan string, 1)
+	addrC, tlsC := make(chan string, 1), make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		found := false
+		found, foundTLS := false, false
 		for sc.Scan() {
 			line := sc.Text()
 			fmt.Fprintln(p.stderr, line)
@@ -285,6 +287,12 @@ func startProxy(t testing.TB, dir, upstream string, extra ...string) *proxyProc 
 					addr, _, _ := strings.Cut(rest, ",")
 					addrC <- addr
 					found = true
+				}
+			}
+			if !foundTLS {
+				if _, rest, ok := strings.Cut(line, "listening for implicit-TLS clients on "); ok {
+					tlsC <- strings.TrimSpace(rest)
+					foundTLS = true
 				}
 			}
 		}
@@ -308,6 +316,15 @@ func startProxy(t testing.TB, dir, upstream string, extra ...string) *proxyProc 
 		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
 		t.Fatalf("popscope proxy did not report its listening address within 15s:\n%s", p.stderr)
+	}
+	if slices.Contains(extra, "--listen-tls") {
+		select {
+		case p.tlsAddr = <-tlsC:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
+			t.Fatalf("popscope proxy did not report its implicit-TLS address:\n%s", p.stderr)
+		}
 	}
 	t.Cleanup(func() { p.stop(t) })
 	return p
