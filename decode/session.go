@@ -1003,6 +1003,7 @@ func (s *Session) transition(at time.Time, x *exchange) {
 		s.quitOK = ok
 		if s.state == Transaction {
 			s.quitInTrans = true
+			s.leaveBox(at)
 			s.setState(at, Update)
 		} else if !ok && s.state.Authorization() {
 			s.violate(at, "POP3-STATE-005", event.Server, x.replyOff, "QUIT in AUTHORIZATION answered with "+statusString(x.status)+" (only +OK is defined)", "")
@@ -1191,6 +1192,7 @@ func (s *Session) Close(side event.Side, at time.Time) {
 	if s.firstClose == event.NoSide {
 		s.firstClose = side
 	}
+	s.leaveBox(at)
 	if s.opaque {
 		return
 	}

@@ -317,6 +317,7 @@ func (s *Session) storeEnd(at time.Time) {
 	b := st.box(key, at)
 	if s.boxOpen && b.open > 0 {
 		b.open--
+		s.boxOpen = false
 	}
 	if c := s.caps; c.has("LOGIN-DELAY") && (c.trans || !b.loginDelayTrans) {
 		if v, ok := capNumber(c.get("LOGIN-DELAY")); ok {
@@ -331,4 +332,21 @@ func (s *Session) storeEnd(at time.Time) {
 	}
 	b.prev = sum
 	st.mu.Unlock()
+}
+
+// leaveBox marks this session as no longer in TRANSACTION for SESS-003, as
+// soon as that is known (QUIT answered, or a side closed): the next
+// session of the same client may log in before this one has finished.
+func (s *Session) leaveBox(at time.Time) {
+	if !s.boxOpen || s.store == nil {
+		return
+	}
+	key := s.boxKey()
+	st := s.store
+	st.mu.Lock()
+	if b := st.boxes[key]; b != nil && b.open > 0 {
+		b.open--
+	}
+	st.mu.Unlock()
+	s.boxOpen = false
 }
