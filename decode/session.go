@@ -1403,7 +1403,13 @@ func (s *Session) StartTLS(at time.Time, info *event.TLSInfo) {
 				break
 			}
 		}
-		s.violate(at, "POP3-TLS-008", event.Server, 0, d, sev)
+		// On the client leg popscope is the server: the client is the one
+		// that could not do better.
+		by := event.Server
+		if info.Leg == event.Client {
+			by = event.Client
+		}
+		s.violate(at, "POP3-TLS-008", by, 0, d, sev)
 	}
 }
 
