@@ -105,9 +105,14 @@ func waitRecordings(t *testing.T, dir string, n int, limit time.Duration) []stri
 	}
 }
 
-// popscopeRun runs the popscope binary to completion (bounded).
+// popscopeRun runs the popscope binary to completion (bounded). A race
+// report (E2E_RACE=1) turns into exit status 66.
 func popscopeRun(timeout time.Duration, dir string, args ...string) cmdResult {
-	return runCmd(timeout, dir, nil, popscopeBin, args...)
+	r := runCmd(timeout, dir, nil, popscopeBin, args...)
+	if strings.Contains(r.output, "DATA RACE") || strings.Contains(r.output, "panic:") {
+		r.exit = 66
+	}
+	return r
 }
 
 // replayServer is a running `popscope replay server`.
@@ -186,6 +191,9 @@ func (rs *replayServer) wait(t *testing.T, limit time.Duration) int {
 		syscall.Kill(-rs.cmd.Process.Pid, syscall.SIGKILL)
 		<-rs.done
 		t.Errorf("replay server did not exit within %v:\n%s", limit, rs.stderr)
+	}
+	if s := rs.stderr.String(); strings.Contains(s, "DATA RACE") || strings.Contains(s, "panic:") {
+		t.Errorf("replay server stderr reports a problem:\n%s", s)
 	}
 	return rs.exit
 }
@@ -572,4 +580,135 @@ func TestRecordCrash(t *testing.T) {
 	if chk.exit == 2 || !strings.Contains(chk.output, "no end record") {
 		t.Errorf("check on the cut recording: %v\n%s", chk, chk.output)
 	}
+}
+
+// poplibSTLS: poplib over STLS (trusting CAFILE) through one session:
+// CAPA, USER/PASS, STAT, LIST, UIDL, RETR 1 and 2, QUIT.
+const poplibSTLS = `import os, poplib, ssl, sys
+poplib._MAXLINE = 1 << 20
+host, port, user, pw, cafile, out = sys.argv[1:7]
+p = poplib.POP3(host, int(port), timeout=60)
+p.stls(context=ssl.create_default_context(cafile=cafile))
+caps = sorted(k for k in p.capa().keys() if k != "IMPLEMENTATION")
+p.user(user)
+p.pass_(pw)
+n, size = p.stat()
+def save(name, lines):
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(b"\r\n".join(lines) + b"\r\n")
+save("list", p.list()[1])
+save("uidl", p.uidl()[1])
+for i in (1, 2):
+    save("retr-%02d" % i, p.retr(i)[1])
+p.quit()
+with open(os.path.join(out, "meta"), "w") as f:
+    f.write("%s %d %d\n" % (" ".join(caps), n, size))
+`
+
+// TestRecordReplaySTLS: a session whose STLS popscope terminated is
+// recorded decrypted; the replay client upgrades where the recording did
+// and finds no difference; the replay server offers STLS with popscope's
+// CA and serves the same client the same bytes; tshark sees the
+// decrypted commands.
+func TestRecordReplaySTLS(t *testing.T) {
+	dv := needDovecot(t)
+	needTool(t, "python3")
+	dir := testDir(t)
+	recDir, caDir := filepath.Join(dir, "rec"), filepath.Join(dir, "ca")
+	dvCA := filepath.Join(dv.dir, "tls", "cert.pem")
+	popCA := filepath.Join(caDir, "popscope-ca.pem")
+	script := filepath.Join(dir, "poplib_stls.py")
+	if err := os.WriteFile(script, []byte(poplibSTLS), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fetch := func(addr, out string) cmdResult {
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return runCmd(3*time.Minute, out, nil, "python3", script, "localhost", port(addr), mailUser, mailPass, popCA, out)
+	}
+	p := startProxy(t, dir, dv.plain, "--record", recDir, "--ca-dir", caDir, "--upstream-tls", "stls", "--upstream-ca", dvCA)
+	checkExit(t, "poplib STLS through the recording proxy", fetch(p.addr, filepath.Join(dir, "orig")), 0)
+	recs := waitRecordings(t, recDir, 1, 20*time.Second)
+	p.stop(t)
+	if t.Failed() {
+		return
+	}
+	rec, err := record.ReadFile(recs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	legs := map[string]bool{}
+	for _, e := range rec.Events() {
+		if e.Type == event.TLS && e.TLS != nil && e.Error == "" {
+			legs[e.TLS.Leg.String()+"/"+e.TLS.Mode] = true
+		}
+	}
+	cli := string(rec.Stream(event.Client))
+	if !legs["client/stls"] || !legs["server/stls"] || cli != "CAPA\r\nSTLS\r\nCAPA\r\nUSER alice\r\nPASS <redacted>\r\nSTAT\r\nLIST\r\nUIDL\r\nRETR 1\r\nRETR 2\r\nQUIT\r\n" {
+		t.Fatalf("TLS legs %v, client stream %q", legs, cli)
+	}
+
+	t.Run("replay-client", func(t *testing.T) {
+		r := popscopeRun(2*time.Minute, dir, "replay", "client", recs[0], "--upstream", dv.plain, "--upstream-ca", dvCA, "--pass", mailPass)
+		if r.exit != 0 || !strings.Contains(r.output, "no differences") {
+			t.Errorf("replay client: %v\n%s", r, r.output)
+		}
+		r = popscopeRun(2*time.Minute, dir, "replay", "client", recs[0], "--upstream", dv.plain, "--upstream-tls", "stls", "--pass", mailPass)
+		if r.exit != 2 {
+			t.Errorf("replay client without the upstream's CA: %v, want exit 2 (unverifiable certificate)\n%s", r, r.output)
+		}
+	})
+	t.Run("replay-server", func(t *testing.T) {
+		rs := startReplayServer(t, recs[0], "--once", "--ca-dir", caDir)
+		out := filepath.Join(dir, "replayed")
+		checkExit(t, "poplib STLS against the replay server", fetch(rs.addr, out), 0)
+		if code := rs.wait(t, 30*time.Second); code != 0 {
+			t.Errorf("replay server exit %d:\n%s", code, rs.stderr)
+		}
+		orig := filepath.Join(dir, "orig")
+		for _, f := range listFiles(t, orig) {
+			a, _ := os.ReadFile(filepath.Join(orig, f))
+			b, _ := os.ReadFile(filepath.Join(out, f))
+			if !bytes.Equal(a, b) {
+				t.Errorf("%s: %d bytes from Dovecot, %d from the replay", f, len(a), len(b))
+			}
+		}
+	})
+	t.Run("pcap", func(t *testing.T) {
+		tshark := needTool(t, "tshark")
+		out := filepath.Join(dir, "stls.pcapng")
+		checkExit(t, "export pcap", popscopeRun(time.Minute, dir, "export", "pcap", recs[0], "-o", out), 0)
+		tr := runCmd(2*time.Minute, dir, []string{"HOME=" + dir}, tshark, "-r", out, "-T", "fields", "-e", "pop.request.command")
+		var got []string
+		for _, l := range strings.Split(tr.output, "\n") {
+			if l = strings.TrimSpace(l); l != "" && isWord(l) {
+				got = append(got, l)
+			}
+		}
+		if want := "CAPA STLS CAPA USER PASS STAT LIST UIDL RETR RETR QUIT"; strings.Join(got, " ") != want {
+			t.Errorf("tshark lists %v, want %s", got, want)
+		}
+	})
+	t.Run("check", func(t *testing.T) {
+		r := popscopeRun(time.Minute, dir, "check", "--json", recs[0])
+		if r.exit == 2 {
+			t.Fatalf("check: %v\n%s", r, r.output)
+		}
+		live, offline := map[string]int{}, map[string]int{}
+		for _, e := range rec.Events() {
+			if e.Type == event.Violation {
+				live[e.Rule]++
+			}
+		}
+		for _, l := range strings.Split(r.output, "\n") {
+			var e struct{ Type, Rule string }
+			if json.Unmarshal([]byte(l), &e) == nil && e.Type == "violation" {
+				offline[e.Rule]++
+			}
+		}
+		if fmt.Sprint(live) != fmt.Sprint(offline) {
+			t.Errorf("violations: live %v, offline %v", live, offline)
+		}
+	})
 }

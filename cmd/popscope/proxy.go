@@ -202,6 +202,7 @@ func serveProxyOpts(ctx context.Context, ln net.Listener, o proxyOptions, out *o
 	var recorder proxy.Recorder
 	if o.recorder != nil {
 		recorder = recorderAdapter{o.recorder}
+		o.recorder.SetLogf(func(f string, a ...any) { fmt.Fprintf(stderr, "popscope: "+f+"\n", a...) })
 	}
 	p := proxy.New(proxy.Config{
 		Recorder:      recorder,

@@ -35,13 +35,15 @@ var _ proxy.SessionRecorder = (*record.Session)(nil)
 
 // recordFlags are the recording options of `popscope proxy`.
 type recordFlags struct {
-	dir     string
-	secrets bool
+	dir       string
+	secrets   bool
+	bufferMiB int
 }
 
 func (f *recordFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.dir, "record", "", "record every session to its own file in `DIR` (created 0700; files 0600; docs/recording.md)")
 	fs.BoolVar(&f.secrets, "record-secrets", false, "DANGER: keep passwords and SASL data in recordings (default: redacted)")
+	fs.IntVar(&f.bufferMiB, "record-buffer", record.DefaultBufferLimit>>20, "bound each session's recording queue to `MiB`; beyond it data is dropped and marked as a gap, the relay never waits")
 }
 
 // open returns the Recorder the flags ask for, or nil.
@@ -52,7 +54,10 @@ func (f *recordFlags) open(stderr io.Writer) (*record.Recorder, error) {
 		}
 		return nil, nil
 	}
-	rec, err := record.New(record.Options{Dir: f.dir, RecordSecrets: f.secrets, Version: version,
+	if f.bufferMiB <= 0 || f.bufferMiB > 4096 {
+		return nil, fmt.Errorf("--record-buffer %d: want 1 to 4096 MiB", f.bufferMiB)
+	}
+	rec, err := record.New(record.Options{Dir: f.dir, RecordSecrets: f.secrets, Version: version, BufferLimit: f.bufferMiB << 20,
 		Logf: func(format string, a ...any) { fmt.Fprintf(stderr, "popscope: "+format+"\n", a...) }})
 	if err != nil {
 		return nil, fmt.Errorf("--record: %w", err)

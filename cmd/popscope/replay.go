@@ -119,6 +119,7 @@ func runReplayServer(args []string, stdout, stderr io.Writer) int {
 	cert := fs.String("tls-cert", "", "certificate `FILE` (PEM) for STLS instead of popscope's CA")
 	key := fs.String("tls-key", "", "private key `FILE` (PEM) for --tls-cert")
 	caDir := fs.String("ca-dir", "", "popscope's CA directory, for STLS (default: $POPSCOPE_CA_DIR or the user config dir)")
+	implicit := fs.Bool("implicit-tls", false, "start every connection with TLS (port 995 style); default: when the recorded client leg was implicit TLS")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, joinLines(
 			"usage: popscope replay server FILE --listen ADDR [flags]",
@@ -131,7 +132,8 @@ func runReplayServer(args []string, stdout, stderr io.Writer) int {
 			"recorded ones. Where the live client departs from the recording (a command not",
 			"recorded, another order, a command sent again, commands never sent) popscope says",
 			"so on stderr and, with --events, as a note event; an unrecorded command gets -ERR.",
-			"STLS is answered with TLS when the recording did (popscope's CA or --tls-cert).",
+			"STLS is answered with TLS when the recording did (popscope's CA or --tls-cert); a",
+			"recording of an implicit-TLS client leg is served with implicit TLS (--implicit-tls).",
 			"",
 			"flags:"))
 		fs.PrintDefaults()
@@ -151,7 +153,14 @@ func runReplayServer(args []string, stdout, stderr io.Writer) int {
 	}
 	opt := replay.ServerOptions{User: *user, Pass: passOrEnv(*pass), IdleTimeout: *idle,
 		Logf: func(f string, a ...any) { fmt.Fprintf(stderr, "popscope "+f+"\n", a...) }}
-	if needsTLS(conv) {
+	explicitTLS := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "implicit-tls" {
+			explicitTLS = true
+		}
+	})
+	opt.ImplicitTLS = *implicit || (!explicitTLS && conv.ImplicitTLS)
+	if needsTLS(conv) || opt.ImplicitTLS {
 		if opt.TLS, err = replayServerTLS(*cert, *key, *caDir, stderr); err != nil {
 			fmt.Fprintf(stderr, "popscope replay server: %v\n", err)
 			return 2

@@ -55,6 +55,7 @@ type Recorder struct {
 	// beforeWrite, if set, is called by the writer goroutine before each
 	// batch (tests use it to stall the "disk").
 	beforeWrite func()
+	logf        atomic.Pointer[func(string, ...any)]
 
 	sessions   atomic.Int64
 	files      atomic.Int64
@@ -98,7 +99,17 @@ func New(opt Options) (*Recorder, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("record: %s is not a directory", opt.Dir)
 	}
-	return &Recorder{opt: opt}, nil
+	r := &Recorder{opt: opt}
+	r.logf.Store(&opt.Logf)
+	return r, nil
+}
+
+// SetLogf replaces Options.Logf (for example once a terminal UI owns
+// stderr). Safe for concurrent use.
+func (r *Recorder) SetLogf(f func(format string, args ...any)) {
+	if f != nil {
+		r.logf.Store(&f)
+	}
 }
 
 // Dir returns the directory recordings go to.
@@ -210,12 +221,35 @@ type item struct {
 	lostEv int64
 }
 
-// Copies of data live in fixed-size blocks recycled through a pool: no
-// slice growth (which would copy and clear ever larger arrays under the
-// session's lock) and little garbage on a bulk transfer.
-const blockSize = 256 << 10
+// Copies of data live in fixed-size blocks recycled through a free list:
+// no slice growth (which would copy and clear ever larger arrays under the
+// session's lock), no garbage, and no page faults on fresh memory during
+// a bulk transfer. The free list keeps at most freeBlocks blocks (16 MiB)
+// for all sessions; more are left to the garbage collector.
+const (
+	blockSize  = 256 << 10
+	freeBlocks = 64
+)
 
-var blockPool = sync.Pool{New: func() any { b := make([]byte, 0, blockSize); return &b }}
+var blockFree = make(chan *[]byte, freeBlocks)
+
+func getBlock() *[]byte {
+	select {
+	case b := <-blockFree:
+		return b
+	default:
+		b := make([]byte, 0, blockSize)
+		return &b
+	}
+}
+
+func putBlock(b *[]byte) {
+	*b = (*b)[:0]
+	select {
+	case blockFree <- b:
+	default:
+	}
+}
 
 type batch struct {
 	items  []item
@@ -230,7 +264,7 @@ func (b *batch) copyData(p []byte) []byte {
 		return append([]byte(nil), p...)
 	}
 	if n := len(b.blocks); n == 0 || cap(*b.blocks[n-1])-len(*b.blocks[n-1]) < len(p) {
-		b.blocks = append(b.blocks, blockPool.Get().(*[]byte))
+		b.blocks = append(b.blocks, getBlock())
 	}
 	blk := b.blocks[len(b.blocks)-1]
 	off := len(*blk)
@@ -242,8 +276,7 @@ func (b *batch) reset() {
 	clear(b.items) // drop event pointers and data slices
 	b.items = b.items[:0]
 	for i, blk := range b.blocks {
-		*blk = (*blk)[:0]
-		blockPool.Put(blk)
+		putBlock(blk)
 		b.blocks[i] = nil
 	}
 	b.blocks = b.blocks[:0]
@@ -493,7 +526,7 @@ func (s *Session) appendJSON(v any) {
 func (s *Session) fail(err error) {
 	s.failed = err
 	s.r.errors.Add(1)
-	s.r.opt.Logf("record: session %s: %v; recording stops", s.hdr.Session, err)
+	(*s.r.logf.Load())("record: session %s: %v; recording stops", s.hdr.Session, err)
 }
 
 // flush writes the collected output with one write(2) per call, so the

@@ -114,6 +114,9 @@ type clientRun struct {
 	res   *Result
 	pairs []pair
 	dead  error // the connection failed after the greeting
+	// fatal: the session could not be set up (a TLS handshake after
+	// STLS failed): the replay is unusable, not a difference.
+	fatal error
 }
 
 type pair struct {
@@ -153,6 +156,9 @@ func RunClient(ctx context.Context, conv *Conversation, opt ClientOptions) (*Res
 	stop := context.AfterFunc(ctx, func() { c.raw.Close() })
 	defer stop()
 	c.run()
+	if c.fatal != nil {
+		return nil, &UnusableError{Err: c.fatal}
+	}
 	c.compare()
 	return c.res, nil
 }
@@ -373,7 +379,9 @@ func (c *clientRun) run() {
 			}
 			if live := c.pairs[len(c.pairs)-1].live; live.Status == "+OK" {
 				if err := c.handshake(); err != nil {
-					c.fail(fmt.Errorf("TLS handshake after STLS: %w", err))
+					c.fatal = fmt.Errorf("replay: TLS handshake with %s after STLS: %w", c.opt.Upstream, err)
+					c.fail(c.fatal)
+					return
 				}
 			}
 		}

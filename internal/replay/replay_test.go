@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/popscope/popscope/event"
 	"github.com/popscope/popscope/exporters/record"
+	"github.com/popscope/popscope/internal/certs"
 	"github.com/popscope/popscope/internal/pop3server"
 	"github.com/popscope/popscope/proxy"
 )
@@ -571,4 +574,56 @@ func TestAPOPRoundTrip(t *testing.T) {
 
 func TestMain(m *testing.M) {
 	os.Exit(m.Run())
+}
+
+// TestTLSReplay: STLS (recorded +OK) and implicit TLS, served by the
+// replay server with a CA's certificate, replayed by the replay client.
+func TestTLSReplay(t *testing.T) {
+	ca, err := certs.LoadOrCreate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.CertPEM())
+	clientTLS := &tls.Config{RootCAs: roots, ServerName: "localhost"}
+	conv := synthetic(t, true, []string{"S:+OK ready\r\n", "C:CAPA\r\n", "S:+OK\r\nSTLS\r\nUSER\r\n.\r\n", "C:STLS\r\n", "S:+OK go ahead\r\n",
+		"C:USER alice\r\n", "S:+OK\r\n", "C:PASS pw\r\n", "S:+OK in\r\n", "C:STAT\r\n", "S:+OK 1 5\r\n", "C:QUIT\r\n", "S:+OK bye\r\n"})
+	srv, addr := startReplay(t, conv, ServerOptions{TLS: ca.ServerConfig()})
+	res, err := RunClient(context.Background(), conv, ClientOptions{Upstream: addr, Pass: "pw", TLS: clientTLS, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	res.Format(&b)
+	if !res.Same() {
+		t.Errorf("STLS replay:\n%s", b.String())
+	}
+	waitConns(srv, 1)
+	if d := srv.Divergences(); len(d) != 0 {
+		t.Errorf("divergences %v", d)
+	}
+	// Without TLS the replay server refuses STLS and says so.
+	srv2, addr2 := startReplay(t, conv, ServerOptions{})
+	got := runScript(t, addr2, []chunk{{"STLS\r\n", []bool{false}}, {"QUIT\r\n", []bool{false}}})
+	if !strings.Contains(string(got), "-ERR popscope replay: TLS is not available") {
+		t.Errorf("STLS without TLS: %q", got)
+	}
+	waitConns(srv2, 1)
+	// Implicit TLS: the recording without STLS, served and replayed over TLS.
+	conv2 := synthetic(t, true, []string{"S:+OK ready\r\n", "C:USER alice\r\n", "S:+OK\r\n", "C:PASS pw\r\n", "S:+OK in\r\n", "C:QUIT\r\n", "S:+OK bye\r\n"})
+	_, addr3 := startReplay(t, conv2, ServerOptions{TLS: ca.ServerConfig(), ImplicitTLS: true})
+	res, err = RunClient(context.Background(), conv2, ClientOptions{Upstream: addr3, Pass: "pw", TLS: clientTLS, TLSMode: TLSImplicit, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Same() {
+		b.Reset()
+		res.Format(&b)
+		t.Errorf("implicit TLS replay:\n%s", b.String())
+	}
+	// A client that does not trust the certificate: unusable, not a diff.
+	_, err = RunClient(context.Background(), conv2, ClientOptions{Upstream: addr3, Pass: "pw", TLS: &tls.Config{ServerName: "localhost"}, TLSMode: TLSImplicit, Timeout: 5 * time.Second})
+	if _, ok := err.(*UnusableError); !ok {
+		t.Errorf("untrusted certificate: %v", err)
+	}
 }

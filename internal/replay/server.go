@@ -39,9 +39,12 @@ type ServerOptions struct {
 	// otherwise a redacted recording accepts any credentials and an
 	// unredacted one the recorded ones.
 	User, Pass string
-	// TLS is the server configuration for STLS; without it a client's
-	// STLS is refused with -ERR (and reported).
+	// TLS is the server configuration for STLS (and ImplicitTLS);
+	// without it a client's STLS is refused with -ERR (and reported).
 	TLS *tls.Config
+	// ImplicitTLS starts every connection with a TLS handshake (port 995
+	// style), as a recording of an implicit-TLS client leg did.
+	ImplicitTLS bool
 	// Publish, if set, receives the events of every live session (the
 	// decoder runs on the live bytes) and a note per divergence. It is
 	// called from the connections' goroutines concurrently.
@@ -150,12 +153,29 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 	if publish == nil {
 		publish = func(*event.Event) {}
 	}
-	sc.dec = decode.New(decode.Options{Session: fmt.Sprintf("replay-%d", n), TerminateTLS: true}, publish)
+	implicit := s.opt.ImplicitTLS && s.opt.TLS != nil
+	sc.dec = decode.New(decode.Options{Session: fmt.Sprintf("replay-%d", n), TerminateTLS: true, ClientTLS: implicit}, publish)
 	now := time.Now()
 	sc.dec.Publish(&event.Event{Type: event.SessionStart, Time: now, Client: c.RemoteAddr().String(), Listener: c.LocalAddr().String(),
 		Upstream: "recording " + s.conv.Header.Session})
-	sc.setConn(c)
-	reason := sc.serve()
+	var reason string
+	if implicit {
+		tc := tls.Server(c, s.opt.TLS)
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			sc.diverge("", "implicit TLS handshake failed: %v", err)
+			reason = "TLS handshake failed"
+		} else {
+			_ = c.SetDeadline(time.Time{})
+			sc.dec.StartTLS(time.Now(), certs.Describe(tc.ConnectionState(), event.Client, "implicit", nil))
+			sc.setConn(tc)
+		}
+	} else {
+		sc.setConn(c)
+	}
+	if reason == "" {
+		reason = sc.serve()
+	}
 	sc.report()
 	end := time.Now()
 	sc.dec.Close(event.Client, end)
