@@ -301,7 +301,7 @@ func TestJaegerPopscopeBinary(t *testing.T) {
 		t.Error("the password reached Jaeger")
 	}
 	x := index(t, traces[0])
-	if len(x.all) != 13 || len(x.children["POP3 RETR"]) != 2 {
+	if len(x.all) != 12 || len(x.children["POP3 RETR"]) != 2 {
 		t.Errorf("binary trace: %d spans, %d RETR\n%s", len(x.all), len(x.children["POP3 RETR"]), render(&x))
 	}
 	if !strings.Contains(out.String(), "otel: exporting traces to") {
