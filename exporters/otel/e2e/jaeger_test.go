@@ -33,6 +33,9 @@ const (
 	envBuildTimeout  = "POPSCOPE_JAEGER_BUILD_TIMEOUT" // default 40m
 )
 
+// httpc bounds every request the tests make.
+var httpc = &http.Client{Timeout: 5 * time.Second}
+
 func requireAll() bool {
 	return os.Getenv(envRequireJaeger) == "1" || os.Getenv("E2E_REQUIRE_ALL") == "1"
 }
@@ -247,7 +250,7 @@ func startJaeger(t *testing.T) *jaeger {
 			t.Fatalf("jaeger exited at start: %v\n%s", err, j.logText())
 		default:
 		}
-		resp, err := http.Get("http://" + health + "/status")
+		resp, err := httpc.Get("http://" + health + "/status")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -333,7 +336,7 @@ func (j *jaeger) traces(t *testing.T, service string, want int) ([]jTrace, strin
 	u := fmt.Sprintf("http://%s/api/traces?service=%s&limit=50&lookback=1h", j.query, url.QueryEscape(service))
 	var last string
 	for range 80 { // 80 × 250 ms
-		resp, err := http.Get(u)
+		resp, err := httpc.Get(u)
 		if err == nil {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 			resp.Body.Close()

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -278,7 +277,7 @@ func TestJaegerPopscopeBinary(t *testing.T) {
 	clientSession(t, listen)
 	time.Sleep(200 * time.Millisecond)
 
-	resp, err := http.Get("http://" + metrics + "/metrics")
+	resp, err := httpc.Get("http://" + metrics + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
