@@ -412,7 +412,7 @@ func (s *Session) command(at time.Time, raw []byte, off int64, held bool) {
 		s.violate(at, "POP3-STATE-005", event.Client, off, "client sent bytes after QUIT", "")
 	}
 	line, eol := wire.TrimEOL(raw)
-	s.lineChecks(at, event.Client, line, eol, off)
+	s.lineChecks(at, event.Client, line, eol, off, false)
 	if !s.greeted && s.srv.off == 0 {
 		s.violateOnce(at, "POP3-CONN-001", event.Client, off, "client sent a command before the server greeting", "")
 	}
@@ -434,7 +434,7 @@ func (s *Session) command(at time.Time, raw []byte, off int64, held bool) {
 		s.violate(at, "POP3-LINE-004", event.Client, off, fmt.Sprintf("command line is %d octets (limit 255 incl. CRLF)", len(raw)), "")
 	}
 	if !printableOrTab(line) && !s.utf8Exempt(cmd) {
-		s.violate(at, "POP3-LINE-007", event.Client, off, "command line contains an octet outside 0x20-0x7E: "+quoteShort(line), "")
+		s.violate(at, "POP3-LINE-007", event.Client, off, "command line contains an octet outside 0x20-0x7E: "+s.shown(event.Client, line, false), "")
 	}
 	s.counts.Commands++
 	args, redacted := s.redactArgs(cmd)
@@ -537,7 +537,7 @@ func (s *Session) redactArgs(cmd wire.Command) (string, bool) {
 
 func (s *Session) saslLine(at time.Time, x *exchange, raw []byte, off int64) {
 	line, eol := wire.TrimEOL(raw)
-	s.lineChecks(at, event.Client, line, eol, off)
+	s.lineChecks(at, event.Client, line, eol, off, true)
 	x.awaiting = false
 	args, red := Redacted, true
 	switch {
@@ -633,7 +633,7 @@ func (s *Session) serverLine(at time.Time, raw []byte, off int64) {
 		s.greeting(at, line, eol, off, len(raw))
 		return
 	}
-	s.lineChecks(at, event.Server, line, eol, off)
+	s.lineChecks(at, event.Server, line, eol, off, false)
 	st := wire.ParseStatus(line)
 	if st.Indicator != wire.NotStatus {
 		s.flushLegacy()
@@ -691,7 +691,7 @@ func (s *Session) greeting(at time.Time, line []byte, eol wire.EOL, off int64, r
 		s.goOpaque(at, event.Server, "POP3-CONN-005", why)
 		return
 	}
-	s.lineChecks(at, event.Server, line, eol, off)
+	s.lineChecks(at, event.Server, line, eol, off, false)
 	st := wire.ParseStatus(line)
 	ev := &event.Event{Type: event.Greeting, Time: at, By: event.Server, Offset: off, Status: statusString(st), Text: st.Text, Code: st.Code}
 	if rawLen > wire.MaxStatusLine {
@@ -1158,12 +1158,12 @@ func (s *Session) endResync(at time.Time, off int64, how string) {
 
 // lineChecks applies the per-line framing rules to a command, status or
 // continuation line.
-func (s *Session) lineChecks(at time.Time, by event.Side, line []byte, eol wire.EOL, off int64) {
+func (s *Session) lineChecks(at time.Time, by event.Side, line []byte, eol wire.EOL, off int64, sasl bool) {
 	if eol == wire.EOLLF {
-		s.violate(at, "POP3-LINE-001", by, off, by.String()+" line ends in bare LF: "+quoteShort(line), "")
+		s.violate(at, "POP3-LINE-001", by, off, by.String()+" line ends in bare LF: "+s.shown(by, line, sasl), "")
 	}
 	if bytes.IndexByte(line, '\r') >= 0 {
-		s.violate(at, "POP3-LINE-002", by, off, "CR inside a line: "+quoteShort(line), "")
+		s.violate(at, "POP3-LINE-002", by, off, "CR inside a line: "+s.shown(by, line, sasl), "")
 	}
 	if by == event.Server && !s.utf8Mode && !s.langOK && wire.HasHigh(line) {
 		s.violate(at, "POP3-LINE-008", by, off, "status text contains 8-bit octets without UTF8/LANG: "+quoteShort(line), "")
@@ -1203,7 +1203,9 @@ func (s *Session) Close(side event.Side, at time.Time) {
 	if len(lb.buf) > 0 && (side != event.Server || s.body == nil) {
 		line := append([]byte(nil), lb.buf...)
 		lb.buf = lb.buf[:0]
-		s.violate(at, "POP3-LINE-001", side, lb.start, side.String()+" stream ended inside a line without CRLF: "+quoteShort(line), "")
+		x := s.head()
+		sasl := side == event.Client && x != nil && x.verb == "AUTH" && x.awaiting
+		s.violate(at, "POP3-LINE-001", side, lb.start, side.String()+" stream ended inside a line without CRLF: "+s.shown(side, line, sasl), "")
 		if side == event.Client {
 			s.clientLine(at, line, lb.start)
 		} else {
@@ -1461,6 +1463,26 @@ func (s *Session) Opaque() bool { return s.opaque }
 
 // ---- helpers ----
 
+// shown renders a line for a violation detail. Client lines that carry
+// credentials (PASS, APOP, AUTH with an initial response, RPOP, SASL data)
+// are redacted unless RevealSecrets: details reach every output.
+func (s *Session) shown(by event.Side, line []byte, sasl bool) string {
+	if by != event.Client || s.opt.RevealSecrets {
+		return quoteShort(line)
+	}
+	if sasl {
+		return "<SASL line redacted>"
+	}
+	cmd := wire.ParseCommand(line)
+	switch cmd.Keyword {
+	case "PASS", "APOP", "AUTH", "RPOP":
+		if args, red := s.redactArgs(cmd); red {
+			return quoteShort([]byte(cmd.RawKey + " " + args))
+		}
+	}
+	return quoteShort(line)
+}
+
 // legalNow reports whether x is legal in the current state (table 2.3).
 func (s *Session) legalNow(x *exchange) bool {
 	switch {
@@ -1633,7 +1655,11 @@ func notPOP3Client(cmd wire.Command, line []byte) string {
 		switch strings.ToUpper(cmd.Args[0]) {
 		case "LOGIN", "CAPABILITY", "AUTHENTICATE", "STARTTLS", "SELECT":
 			if len(cmd.RawKey) > 0 && cmd.Keyword != "AUTH" && cmd.Keyword != "USER" && cmd.Keyword != "PASS" && cmd.Keyword != "APOP" {
-				return "client sent tagged command " + quoteShort(line) + ": IMAP, not POP3 (port 143/993?); decoding stops"
+				shown := line
+				if a := strings.ToUpper(cmd.Args[0]); a == "LOGIN" || a == "AUTHENTICATE" {
+					shown = []byte(cmd.RawKey + " " + cmd.Args[0] + " " + Redacted)
+				}
+				return "client sent tagged command " + quoteShort(shown) + ": IMAP, not POP3 (port 143/993?); decoding stops"
 			}
 		}
 	}
