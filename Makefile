@@ -5,7 +5,7 @@ GO       ?= go
 FUZZTIME ?= 30s
 BIN      ?= bin/popscope
 
-.PHONY: all build test vet e2e bench fuzz clean
+.PHONY: all build test vet e2e e2e-otel bench fuzz fuzz-decode clean
 
 all: build test
 
@@ -17,13 +17,20 @@ test:
 
 vet:
 	$(GO) vet ./...
-	$(GO) vet -tags e2e ./e2e/
+	$(GO) vet -tags e2e ./e2e/ ./exporters/otel/e2e/ ./ui/
 
 # End-to-end tests against a private Dovecot and curl, poplib, fetchmail,
 # mpop (E2E_REQUIRE_ALL=1 fails instead of skipping when one is missing).
 e2e:
 	$(GO) vet -tags e2e ./e2e/
 	$(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e/
+
+# OpenTelemetry end-to-end: traces exported to a real Jaeger v2 (built from
+# tools/jaeger, its own module; POPSCOPE_JAEGER_BIN points at a prebuilt one,
+# POPSCOPE_REQUIRE_JAEGER=1 fails instead of skipping without it).
+e2e-otel:
+	$(GO) vet -tags e2e ./exporters/otel/e2e/
+	$(GO) test -tags e2e -count=1 -v -timeout 30m ./exporters/otel/e2e/
 
 bench:
 	@if [ -d bench ] && ls bench/*.go >/dev/null 2>&1; then \
@@ -33,8 +40,12 @@ bench:
 	fi
 
 # Runs every FuzzFeed* target found in ./decode/... for FUZZTIME each
-# (go test -fuzz takes one package and one target at a time).
-fuzz:
+# (go test -fuzz takes one package and one target at a time), then the
+# recording reader's fuzz target.
+fuzz: fuzz-decode
+	$(GO) test -run '^$$' -fuzz '^FuzzReadRecording$$' -fuzztime $(FUZZTIME) ./exporters/record/
+
+fuzz-decode:
 	@found=0; \
 	for f in $$(grep -rl --include='*_test.go' -E '^func FuzzFeed[A-Za-z0-9_]*\(' decode 2>/dev/null | sort); do \
 		dir=./$$(dirname $$f); \

@@ -263,7 +263,7 @@ func TestJaegerPopscopeBinary(t *testing.T) {
 		}
 	})
 	up := false
-	for range 100 {
+	for range 300 { // 30 s: the machine may be busy
 		if c, err := net.DialTimeout("tcp", listen, time.Second); err == nil {
 			c.Close()
 			up = true
@@ -275,14 +275,21 @@ func TestJaegerPopscopeBinary(t *testing.T) {
 		t.Fatalf("popscope did not listen:\n%s", out.String())
 	}
 	clientSession(t, listen)
-	time.Sleep(200 * time.Millisecond)
 
-	resp, err := httpc.Get("http://" + metrics + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	// The exporter sees events after the bus's delivery delay: poll.
+	var body []byte
+	for range 50 { // 10 s
+		time.Sleep(200 * time.Millisecond)
+		resp, err := httpc.Get("http://" + metrics + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), `POP3-LINE-001`) {
+			break
+		}
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
 	for _, want := range []string{`popscope_commands_total{`, `pop3_command="RETR"`, `popscope_violations_total{`, `POP3-LINE-001`} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
