@@ -30,5 +30,5 @@
 // Each session runs two goroutines (one per direction) and serialises
 // decoder calls with a per-session mutex, which also keeps its events in
 // order. Idle sessions hold a 2 KiB read buffer per direction; reads that
-// fill it switch to a pooled 256 KiB buffer until traffic is small again.
+// fill it switch to a pooled 1 MiB buffer until traffic is small again.
 package proxy

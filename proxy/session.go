@@ -245,7 +245,7 @@ func (s *session) conn(side event.Side) net.Conn {
 // switches to a large pooled one for bulk transfers (RETR).
 const (
 	smallBuf = 2 << 10
-	largeBuf = 256 << 10
+	largeBuf = 1 << 20
 )
 
 var largePool = sync.Pool{New: func() any { b := make([]byte, largeBuf); return &b }}
