@@ -70,6 +70,7 @@ type Proxy struct {
 	mu       sync.Mutex
 	conns    map[*session]struct{}
 	wg       sync.WaitGroup
+	tickOnce sync.Once
 	active   atomic.Int64
 	total    atomic.Int64
 	shutdown atomic.Bool
@@ -121,6 +122,7 @@ func (p *Proxy) ServeTLS(ctx context.Context, ln net.Listener) error {
 func (p *Proxy) serve(ctx context.Context, ln net.Listener, implicit bool) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
+	p.tickOnce.Do(func() { go p.ticker(ctx) })
 	var tempDelay time.Duration
 	for {
 		c, err := ln.Accept()
@@ -162,6 +164,29 @@ func (p *Proxy) closeAll() {
 		s.abort("proxy shutdown")
 	}
 	p.mu.Unlock()
+}
+
+// ticker gives every open session the time every TickEvery, from one
+// goroutine for the whole proxy (idle sessions cost no timer).
+func (p *Proxy) ticker(ctx context.Context) {
+	t := time.NewTicker(p.cfg.TickEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			p.mu.Lock()
+			open := make([]*session, 0, len(p.conns))
+			for s := range p.conns {
+				open = append(open, s)
+			}
+			p.mu.Unlock()
+			for _, s := range open {
+				s.tick(now)
+			}
+		}
+	}
 }
 
 // NewSessionID returns a random 12-hex-digit session identifier.

@@ -133,33 +133,20 @@ func (p *Proxy) handle(ctx context.Context, client net.Conn, implicit bool) {
 	wg.Add(2)
 	go func() { defer wg.Done(); s.pipe(event.Client) }()
 	go func() { defer wg.Done(); s.pipe(event.Server) }()
-	stopTick := s.ticker()
 	wg.Wait()
-	stopTick()
 	s.rawClient.Close()
 	server.Close()
 	s.end()
 }
 
-// ticker gives the decoder the time now and then, for its timing rules.
-func (s *session) ticker() (stop func()) {
-	t := time.NewTicker(s.p.cfg.TickEvery)
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-done:
-				return
-			case now := <-t.C:
-				s.mu.Lock()
-				if !s.decBroken {
-					s.dec.Tick(now)
-				}
-				s.mu.Unlock()
-			}
-		}
-	}()
-	return func() { t.Stop(); close(done) }
+// tick gives the decoder the time, for its timing rules (PIPE-002,
+// TIME-003). The proxy calls it for every session from one goroutine.
+func (s *session) tick(now time.Time) {
+	s.mu.Lock()
+	if !s.decBroken {
+		s.dec.Tick(now)
+	}
+	s.mu.Unlock()
 }
 
 // upstreamFailed answers the client with a temporary-failure greeting
