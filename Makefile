@@ -22,8 +22,9 @@ vet:
 # End-to-end tests against a private Dovecot and curl, poplib, fetchmail,
 # mpop (E2E_REQUIRE_ALL=1 fails instead of skipping when one is missing).
 e2e:
-	$(GO) vet -tags e2e ./e2e/
+	$(GO) vet -tags e2e ./e2e/ ./ui/
 	$(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e/
+	$(GO) test -tags e2e -count=1 -v -timeout 5m -run E2E ./ui/
 
 # OpenTelemetry end-to-end: traces exported to a real Jaeger v2 (built from
 # tools/jaeger, its own module; POPSCOPE_JAEGER_BIN points at a prebuilt one,

@@ -78,10 +78,10 @@ func (tm *tmux) keys(ks ...string) {
 // typ sends literal text.
 func (tm *tmux) typ(s string) { tm.run("send-keys", "-t", tm.name, "-l", s) }
 
-// waitFor polls the pane until it shows every string, for at most 10 s.
+// waitFor polls the pane until it shows every string, for at most 30 s (CI machines are busy).
 func (tm *tmux) waitFor(subs ...string) string {
 	tm.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	var scr string
 	for {
 		scr = tm.capture()
