@@ -98,7 +98,10 @@ func (s *Session) capaDone(at time.Time, off int64, lines []capaLine) {
 	if cs.has("STLS") {
 		s.stlsListed = true
 		switch {
-		case s.serverTLS:
+		// The CAPA the decoder sees is the one the client receives (when
+		// popscope terminates TLS it adjusts STLS for the client leg), so
+		// "TLS already active" is judged on that leg.
+		case s.clientTLS:
 			s.violate(at, "POP3-TLS-006", event.Server, off, "STLS advertised while TLS is already active", "")
 		case cs.trans:
 			s.violate(at, "POP3-TLS-006", event.Server, off, "STLS advertised in TRANSACTION (it is an AUTHORIZATION-only capability, RFC 2595 §8)", "")
