@@ -5,15 +5,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/popscope/popscope/decode"
 	"github.com/popscope/popscope/event"
+	"github.com/popscope/popscope/internal/netutil"
 )
 
 // Config configures a Proxy. Upstream is required; everything else has a
@@ -120,41 +119,13 @@ func (p *Proxy) ServeTLS(ctx context.Context, ln net.Listener) error {
 }
 
 func (p *Proxy) serve(ctx context.Context, ln net.Listener, implicit bool) error {
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
 	p.tickOnce.Do(func() { go p.ticker(ctx) })
-	var tempDelay time.Duration
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				p.closeAll()
-				p.wg.Wait()
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-				// Out of descriptors or a transient failure: back off, keep serving.
-				if tempDelay == 0 {
-					tempDelay = 5 * time.Millisecond
-				} else if tempDelay *= 2; tempDelay > time.Second {
-					tempDelay = time.Second
-				}
-				p.cfg.Logf("proxy: accept: %v; retrying in %v", err, tempDelay)
-				time.Sleep(tempDelay)
-				continue
-			}
-			p.closeAll()
-			p.wg.Wait()
-			return fmt.Errorf("proxy: accept: %w", err)
-		}
-		tempDelay = 0
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			p.handle(ctx, c, implicit)
-		}()
-	}
+	err := netutil.AcceptLoop(ctx, ln, "proxy", p.cfg.Logf,
+		func(f func()) { p.wg.Add(1); go func() { defer p.wg.Done(); f() }() },
+		func(c net.Conn) { p.handle(ctx, c, implicit) })
+	p.closeAll()
+	p.wg.Wait()
+	return err
 }
 
 func (p *Proxy) closeAll() {

@@ -2,14 +2,13 @@ package pop3server
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"github.com/popscope/popscope/internal/netutil"
 	"net"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -157,45 +156,14 @@ func (s *Server) Total() int64 { return s.total.Load() }
 // error.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
 	var wg sync.WaitGroup
 	defer func() {
 		cancel() // closes the sessions still open
 		wg.Wait()
 	}()
-	var tempDelay time.Duration
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-				if tempDelay == 0 {
-					tempDelay = 5 * time.Millisecond
-				} else if tempDelay *= 2; tempDelay > time.Second {
-					tempDelay = time.Second
-				}
-				s.cfg.Logf("pop3server: accept: %v; retrying in %v", err, tempDelay)
-				select {
-				case <-time.After(tempDelay):
-				case <-ctx.Done():
-					return nil
-				}
-				continue
-			}
-			ln.Close()
-			return fmt.Errorf("pop3server: accept: %w", err)
-		}
-		tempDelay = 0
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.ServeConn(ctx, c)
-		}()
-	}
+	return netutil.AcceptLoop(ctx, ln, "pop3server", s.cfg.Logf,
+		func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() },
+		func(c net.Conn) { s.ServeConn(ctx, c) })
 }
 
 // ServeConn runs one POP3 session on c and returns when it is over; it

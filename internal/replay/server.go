@@ -7,12 +7,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/popscope/popscope/internal/netutil"
 	"io"
 	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/popscope/popscope/decode"
@@ -105,40 +105,14 @@ func (s *Server) Connections() int64 { return s.conns.Load() }
 // each in its own goroutine; it closes ln and waits for the connections.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
 	var wg sync.WaitGroup
 	defer func() {
-		cancel()
+		cancel() // closes the sessions still open
 		wg.Wait()
 	}()
-	var delay time.Duration
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				select {
-				case <-time.After(delay):
-				case <-ctx.Done():
-					return nil
-				}
-				continue
-			}
-			ln.Close()
-			return fmt.Errorf("replay: accept: %w", err)
-		}
-		delay = 0
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.ServeConn(ctx, c)
-		}()
-	}
+	return netutil.AcceptLoop(ctx, ln, "replay", nil,
+		func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() },
+		func(c net.Conn) { s.ServeConn(ctx, c) })
 }
 
 // ServeConn serves one connection and returns when it is over; it closes
