@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -191,7 +190,7 @@ func isRecordingFile(src []byte) bool {
 // and a function mapping a stream offset to the recording line of the
 // data record that holds it.
 func decodeRecording(name string, src []byte, opt decode.Options, stderr io.Writer) ([]*event.Event, func(event.Side, int64) int, error) {
-	rec, err := record.Read(bufio.NewReader(bytes.NewReader(src)))
+	rec, err := record.ReadNamed(bytes.NewReader(src), name)
 	if err != nil {
 		return nil, nil, err
 	}

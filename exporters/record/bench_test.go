@@ -10,7 +10,7 @@ import (
 )
 
 // BenchmarkRecordServerData: the recorder's whole cost per byte of a bulk
-// server transfer (copy, base64, write) in a steady state: the producer
+// server transfer (copy, write to the data file) in a steady state: the producer
 // waits while the queue is half full, so nothing is lost.
 // POPSCOPE_BENCH_RECORD_DIR chooses the file system (default: a temp dir).
 func BenchmarkRecordServerData(b *testing.B) {

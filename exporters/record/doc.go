@@ -4,16 +4,23 @@
 // accounting. Recordings feed `popscope check`, `popscope replay` and
 // `popscope export pcap`. The format is documented in docs/recording.md.
 //
-// # Format (version 1)
+// # Format (version 2)
 //
-// JSON Lines, one record per line, appended as the session happens:
+// Two files per session: an index in JSON Lines, one record per line,
+// appended as the session happens (X.rec.jsonl), and the data file
+// holding the bytes both sides sent, raw, in the order of the index's data
+// records (X.rec.data):
 //
-//	{"format":"popscope-recording","version":1,"session":"…","client":"…","upstream":"…","start":"…","popscope":"…","redacted":true,"placeholder":"<redacted>"}
-//	{"t":1234567,"d":"s","b64":"K09LIHJlYWR5DQo="}              data: t ns after start, d side, b64 bytes
+//	{"format":"popscope-recording","version":2,"session":"…","client":"…","upstream":"…","start":"…","popscope":"…","redacted":true,"placeholder":"<redacted>"}
+//	{"t":1234567,"d":"s","off":0,"len":12}                      data: t ns after start, d side, bytes off..off+len of the data file
 //	{"type":"greeting","session":"…",…}                          an event (docs/events.md)
 //	{"t":1300000,"d":"s","gap":65536}                            65536 server bytes were not recorded here
 //	{"t":1300000,"gap_events":3}                                 3 events were not recorded here
 //	{"t":9999999,"end":{"c2s":89,"s2c":565}}                     the session ended; totals
+//
+// Version 1 (still read) had no data file: a data record held its bytes
+// base64-encoded, {"t":1234567,"d":"s","b64":"K09LIHJlYWR5DQo="}.
+// Encoding every relayed byte cost as much CPU as relaying it.
 //
 // # Usage
 //
@@ -22,7 +29,7 @@
 //	s.Data(event.Client, at, p); s.Event(e); …; s.Close(at)
 //	rec.Close(ctx)                             // waits for the files to be complete
 //
-//	r, err := record.ReadFile(name)            // whole recording, torn tail tolerated
+//	r, err := record.ReadFile(name)            // whole recording (and its data file), torn tail tolerated
 //
 // # Concurrency
 //
@@ -30,9 +37,11 @@
 // session: they copy what they get into a bounded per-session queue under a
 // short mutex and return. A writer goroutine, started on demand and gone
 // when the queue is empty (idle sessions cost no goroutine and no buffer),
-// encodes and appends the records; every batch ends on a record boundary
-// and is written with write(2) at once, so a process killed with SIGKILL
-// leaves a file that is readable up to its last complete record. When the
+// appends the bytes to the data file and the records to the index; every
+// batch ends on a record boundary and is written with write(2) at once,
+// data file first, so a process killed with SIGKILL leaves an index that
+// is readable up to its last complete record and never names bytes the
+// data file does not hold. When the
 // queue is full (Options.BufferLimit) new bytes and events are dropped,
 // counted, and marked in the file by a gap record at the place they were
 // lost; the relay is never slowed down and memory never grows beyond the

@@ -9,10 +9,13 @@ import (
 
 // Format identification. Version changes only for incompatible changes;
 // new record kinds and new fields may appear within a version and readers
-// skip what they do not know.
+// skip what they do not know. Version 1 holds the bytes base64-encoded in
+// the data records; version 2 (written by default) holds them raw in a
+// data file next to the index (DataFileName), the data records naming
+// offset and length. Readers read both.
 const (
 	FormatName = "popscope-recording"
-	Version    = 1
+	Version    = 2
 )
 
 // Placeholder replaces a secret in the recorded client bytes. It is the
@@ -103,7 +106,9 @@ type wireRecord struct {
 	Type      string `json:"type"` // events only
 	T         *int64 `json:"t"`
 	D         string `json:"d"`
-	B64       []byte `json:"b64"`
+	B64       []byte `json:"b64"` // version 1
+	Off       *int64 `json:"off"` // version 2: data file offset
+	Len       *int64 `json:"len"` // version 2: byte count
 	Gap       int64  `json:"gap"`
 	GapEvents int64  `json:"gap_events"`
 	End       *End   `json:"end"`

@@ -13,9 +13,13 @@ import (
 	"github.com/popscope/popscope/event"
 )
 
-// MaxLine bounds one line of a recording (a data record holds at most
-// 1 MiB of bytes, 1.4 MB in base64). Longer lines are an error.
+// MaxLine bounds one line of a recording (a version 1 data record holds
+// at most 1 MiB of bytes, 1.4 MB in base64). Longer lines are an error.
 const MaxLine = 4 << 20
+
+// MaxData bounds the bytes of one version 2 data record (the writer
+// writes at most 1 MiB). Larger "len" values are an error.
+const MaxData = 4 << 20
 
 // ErrNotRecording says the first line is not a recording header.
 var ErrNotRecording = errors.New("record: not a popscope recording (no header line)")
@@ -31,10 +35,16 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Torn describes an incomplete last line: the writer was stopped (kill
 // -9, a full disk) in the middle of a record. Everything before it is
-// intact.
+// intact. In version 2 a data record naming bytes beyond the end of the
+// data file (or a missing data file) is torn the same way: reading stops
+// there.
 type Torn struct {
-	Line  int // line number of the partial line
-	Bytes int // its length
+	Line  int // line number of the partial line (of the data record)
+	Bytes int // its length (of the data record's line, with its LF)
+	// Data says the line is complete but the data file ends before the
+	// bytes it names (Missing: there is no data file).
+	Data    bool
+	Missing bool
 }
 
 // Reader reads a recording record by record.
@@ -45,12 +55,24 @@ type Reader struct {
 	buf  []byte
 	torn *Torn
 	err  error
+	// The data file of a version 2 recording (nil: none given or found).
+	data     io.ReaderAt
+	dataSize int64
 }
 
 // NewReader reads the header from r and returns a Reader positioned at
-// the first record.
+// the first record. It has no data file: the data records of a version 2
+// recording are torn (see Torn) unless NewReaderData or ReadFile is used.
 func NewReader(r io.Reader) (*Reader, error) {
-	rd := &Reader{br: bufio.NewReaderSize(r, 64<<10)}
+	return NewReaderData(r, nil)
+}
+
+// NewReaderData is NewReader for a recording whose data file (version 2)
+// is data, an *os.File, a *bytes.Reader or anything with a Size() int64
+// or Stat method; nil if there is none. Version 1 recordings ignore it.
+func NewReaderData(r io.Reader, data io.ReaderAt) (*Reader, error) {
+	rd := &Reader{br: bufio.NewReaderSize(r, 64<<10), data: data}
+	rd.statData()
 	line, err := rd.readLine()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -77,6 +99,19 @@ func NewReader(r io.Reader) (*Reader, error) {
 		rd.hdr.Placeholder = Placeholder
 	}
 	return rd, nil
+}
+
+// statData updates the size of the data file (it may still be growing).
+func (r *Reader) statData() {
+	switch d := r.data.(type) {
+	case nil:
+	case interface{ Stat() (os.FileInfo, error) }:
+		if fi, err := d.Stat(); err == nil {
+			r.dataSize = fi.Size()
+		}
+	case interface{ Size() int64 }:
+		r.dataSize = d.Size()
+	}
 }
 
 // Header returns the recording's header.
@@ -131,6 +166,11 @@ func (r *Reader) Next() (Record, error) {
 			continue
 		}
 		rec, err := r.parse(line)
+		if errors.Is(err, errTornData) {
+			r.torn = &Torn{Line: r.line, Bytes: len(line) + 1, Data: true, Missing: r.data == nil}
+			r.err = io.EOF
+			return Record{}, r.err
+		}
 		if err != nil {
 			r.err = &Error{Line: r.line, Err: err}
 			return Record{}, r.err
@@ -185,10 +225,53 @@ func (r *Reader) parse(line []byte) (Record, error) {
 			return Record{}, fmt.Errorf("data record: side %q: want \"c\" or \"s\"", w.D)
 		}
 		rec.Kind, rec.Data = KindData, w.B64
+		if w.Off != nil || w.Len != nil {
+			if w.B64 != nil || w.Off == nil || w.Len == nil {
+				return Record{}, errors.New(`data record: want "off" and "len", or "b64"`)
+			}
+			data, err := r.readData(*w.Off, *w.Len)
+			if err != nil {
+				return Record{}, err
+			}
+			rec.Data = data
+		}
 	default:
 		rec.Kind = KindUnknown
 	}
 	return rec, nil
+}
+
+// errTornData: a data record names bytes the data file does not hold.
+var errTornData = errors.New("data file too short")
+
+// readData reads n bytes at off from the data file.
+func (r *Reader) readData(off, n int64) ([]byte, error) {
+	if off < 0 || n < 0 {
+		return nil, errors.New("data record: negative offset or length")
+	}
+	if n > MaxData {
+		return nil, fmt.Errorf("data record: length %d over %d", n, MaxData)
+	}
+	if n == 0 {
+		return []byte{}, nil
+	}
+	if r.data == nil {
+		return nil, errTornData
+	}
+	if off > r.dataSize-n {
+		r.statData() // a recording still being written
+		if off > r.dataSize-n {
+			return nil, errTornData
+		}
+	}
+	b := make([]byte, n)
+	if k, err := r.data.ReadAt(b, off); k < len(b) {
+		if err == nil || errors.Is(err, io.EOF) {
+			return nil, errTornData
+		}
+		return nil, fmt.Errorf("data file: %w", err)
+	}
+	return b, nil
 }
 
 // Recording is a whole recording in memory.
@@ -203,10 +286,18 @@ type Recording struct {
 	Unknown int
 }
 
-// Read reads a whole recording. A torn last line is not an error (see
-// Recording.Torn); a malformed complete line is.
+// Read reads a whole recording without a data file (version 1; the data
+// of a version 2 recording is reported torn: use ReadFile or ReadNamed). A
+// torn last line is not an error (see Recording.Torn); a malformed
+// complete line is.
 func Read(r io.Reader) (*Recording, error) {
-	rd, err := NewReader(r)
+	return ReadData(r, nil)
+}
+
+// ReadData reads a whole recording whose data file (version 2) is data
+// (see NewReaderData).
+func ReadData(r io.Reader, data io.ReaderAt) (*Recording, error) {
+	rd, err := NewReaderData(r, data)
 	if err != nil {
 		return nil, err
 	}
@@ -231,14 +322,32 @@ func Read(r io.Reader) (*Recording, error) {
 	}
 }
 
-// ReadFile reads the recording in the named file.
+// ReadFile reads the recording in the named file (the index) and, for
+// version 2, its data file DataFileName(name). A missing data file is
+// not an error: the recording is torn at its first data record.
 func ReadFile(name string) (*Recording, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	rec, err := Read(f)
+	return ReadNamed(f, name)
+}
+
+// ReadNamed reads the recording whose index r was read from the file
+// name (for example its bytes already in memory), with the data file
+// next to it.
+func ReadNamed(r io.Reader, name string) (*Recording, error) {
+	var data io.ReaderAt
+	df, err := os.Open(DataFileName(name))
+	switch {
+	case err == nil:
+		defer df.Close()
+		data = df
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	rec, err := ReadData(r, data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -335,8 +444,14 @@ func (rec *Recording) Summary() string {
 	if lc, ls, le := rec.Lost(); lc+ls+le > 0 {
 		out += fmt.Sprintf("; GAPS: %d client bytes, %d server bytes, %d events not recorded", lc, ls, le)
 	}
-	if rec.Torn != nil {
-		out += fmt.Sprintf("; torn last line %d (%d bytes) ignored", rec.Torn.Line, rec.Torn.Bytes)
+	switch t := rec.Torn; {
+	case t == nil:
+	case t.Missing:
+		out += fmt.Sprintf("; NO DATA FILE: data record at line %d and everything after it ignored", t.Line)
+	case t.Data:
+		out += fmt.Sprintf("; torn data file: data record at line %d names bytes it does not hold; that line and everything after it ignored", t.Line)
+	default:
+		out += fmt.Sprintf("; torn last line %d (%d bytes) ignored", t.Line, t.Bytes)
 	}
 	if !rec.Complete {
 		out += "; no end record (recording cut short)"

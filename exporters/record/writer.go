@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,16 +25,18 @@ const DefaultBufferLimit = 16 << 20
 // eventCost is what a queued event counts against the bound.
 const eventCost = 512
 
-// maxDataRecord bounds the raw bytes of one data record (larger chunks
-// are split), so that readers can cap their line length.
+// maxDataRecord bounds the bytes of one data record (larger chunks are
+// split), so that readers can cap what one record makes them allocate.
 const maxDataRecord = 1 << 20
 
-// writeChunk is how much encoded output is collected before a write(2).
+// writeChunk is how much output (index or data) is collected before a
+// write(2).
 const writeChunk = 1 << 20
 
 // Options configure a Recorder.
 type Options struct {
-	// Dir receives one file per session. It is created with mode 0700 if
+	// Dir receives the files of each session (an index, FileName, and
+	// its data file, DataFileName). It is created with mode 0700 if
 	// missing.
 	Dir string
 	// RecordSecrets keeps passwords and SASL data in the recorded bytes.
@@ -43,6 +46,11 @@ type Options struct {
 	BufferLimit int
 	// Version is popscope's version, written to the header.
 	Version string
+	// FormatVersion chooses the recording format: 0 or 2 (the default,
+	// Version) writes the bytes raw to a data file next to the index; 1
+	// writes them base64-encoded into the index, one file per session,
+	// at about twice the CPU cost (for tools that only read version 1).
+	FormatVersion int
 	// Logf, if set, receives one line per problem (a file that cannot be
 	// created or written).
 	Logf func(format string, args ...any)
@@ -85,6 +93,13 @@ func New(opt Options) (*Recorder, error) {
 	}
 	if opt.BufferLimit <= 0 {
 		opt.BufferLimit = DefaultBufferLimit
+	}
+	switch opt.FormatVersion {
+	case 0:
+		opt.FormatVersion = Version
+	case 1, Version:
+	default:
+		return nil, fmt.Errorf("record: format version %d: want 1 or %d", opt.FormatVersion, Version)
 	}
 	if opt.Logf == nil {
 		opt.Logf = func(string, ...any) {}
@@ -134,10 +149,20 @@ func (r *Recorder) Close(ctx context.Context) error {
 	}
 }
 
-// FileName returns the name of a session's file in the directory:
-// start time (UTC) and session id.
+// FileName returns the name of a session's recording (its JSON Lines
+// index) in the directory: start time (UTC) and session id.
 func FileName(id string, start time.Time) string {
 	return start.UTC().Format("20060102T150405.000000000Z") + "-" + sanitizeID(id) + ".rec.jsonl"
+}
+
+// DataFileName returns the name of the data file that goes with the
+// recording (index) name: "X.rec.jsonl" → "X.rec.data" (any other name
+// gets ".data" appended). Version 1 recordings have no data file.
+func DataFileName(name string) string {
+	if base, ok := strings.CutSuffix(name, ".jsonl"); ok {
+		return base + ".data"
+	}
+	return name + ".data"
 }
 
 func sanitizeID(id string) string {
@@ -158,8 +183,10 @@ func sanitizeID(id string) string {
 func (r *Recorder) Open(id string, start time.Time, client, upstream string) *Session {
 	r.sessions.Add(1)
 	r.wg.Add(1)
-	s := &Session{r: r, start: start, path: filepath.Join(r.opt.Dir, FileName(id, start)),
-		hdr: Header{Format: FormatName, Version: Version, Session: id, Client: client, Upstream: upstream,
+	path := filepath.Join(r.opt.Dir, FileName(id, start))
+	s := &Session{r: r, start: start, path: path, dataPath: DataFileName(path),
+		v1: r.opt.FormatVersion == 1, last: lastData{at: -1},
+		hdr: Header{Format: FormatName, Version: r.opt.FormatVersion, Session: id, Client: client, Upstream: upstream,
 			Start: start, Popscope: r.opt.Version, Redacted: !r.opt.RecordSecrets, BufferLimit: int64(r.opt.BufferLimit)},
 		limit: int64(r.opt.BufferLimit)}
 	if !r.opt.RecordSecrets {
@@ -172,11 +199,13 @@ func (r *Recorder) Open(id string, start time.Time, client, upstream string) *Se
 // Session records one session; see the package doc for its concurrency
 // properties.
 type Session struct {
-	r     *Recorder
-	start time.Time
-	path  string
-	hdr   Header
-	limit int64
+	r        *Recorder
+	start    time.Time
+	path     string
+	dataPath string
+	v1       bool // format version 1: no data file, base64 in the index
+	hdr      Header
+	limit    int64
 
 	mu      sync.Mutex
 	cur     *batch
@@ -193,13 +222,34 @@ type Session struct {
 	lostEv    int64
 
 	// Writer goroutine state (one at a time, handed over under mu).
-	f      *os.File
+	f      *os.File // the index (JSON Lines)
+	df     *os.File // the data file
 	failed error
-	out    []byte
+	out    []byte // index records not yet written
+	// Data bytes not yet written, in order: dvec, then dbuf[dmark:].
+	// Large chunks of queue blocks (valid until the batch is reset, after
+	// its flush) are written from where they are; small or transient ones
+	// are gathered in dbuf.
+	dvec  [][]byte
+	dbuf  []byte
+	dmark int
+	dlen  int   // bytes in dvec and dbuf[dmark:]
+	doff  int64 // data file offset after them
+	// The last data record in out, to extend it with the next chunk of
+	// the same read (split over queue blocks).
+	last   lastData
 	red    redactor
 	redBuf []byte
 	jbuf   bytes.Buffer
 	enc    *json.Encoder
+}
+
+type lastData struct {
+	at       int // its offset in out; -1: none
+	end      int // len(out) after it
+	side     event.Side
+	t        time.Duration
+	off, len int64
 }
 
 type itemKind uint8
@@ -257,19 +307,25 @@ type batch struct {
 	cost   int64
 }
 
-// copyData copies p into the batch's current block (a fresh one if it
-// does not fit; a dedicated buffer if p is larger than a block).
+// minPiece: a chunk is split over blocks rather than leave less than
+// this much of the current block unused.
+const minPiece = 16 << 10
+
+// copyData copies as much of p as fits into the batch's current block (a
+// fresh one if less than min(len(p), minPiece) is left) and returns the
+// copy; the caller queues the rest the same way. Chunks larger than a
+// block (the proxy reads up to 1 MiB at a time) are thus split over
+// recycled blocks instead of getting a fresh allocation each.
 func (b *batch) copyData(p []byte) []byte {
-	if len(p) > blockSize {
-		return append([]byte(nil), p...)
-	}
-	if n := len(b.blocks); n == 0 || cap(*b.blocks[n-1])-len(*b.blocks[n-1]) < len(p) {
+	n := len(b.blocks)
+	if n == 0 || cap(*b.blocks[n-1])-len(*b.blocks[n-1]) < min(len(p), minPiece) {
 		b.blocks = append(b.blocks, getBlock())
 	}
 	blk := b.blocks[len(b.blocks)-1]
 	off := len(*blk)
-	*blk = append(*blk, p...)
-	return (*blk)[off : off+len(p) : off+len(p)]
+	k := min(len(p), cap(*blk)-off)
+	*blk = append(*blk, p[:k]...)
+	return (*blk)[off : off+k : off+k]
 }
 
 func (b *batch) reset() {
@@ -286,7 +342,8 @@ func (b *batch) reset() {
 	}
 }
 
-// Path returns the file the session is recorded to.
+// Path returns the file the session is recorded to (the index; its data
+// file is DataFileName(Path())).
 func (s *Session) Path() string { return s.path }
 
 // Data queues bytes side sent at time at. It copies p and never blocks.
@@ -308,7 +365,11 @@ func (s *Session) Data(side event.Side, at time.Time, p []byte) {
 	}
 	s.markGap()
 	b := s.batch()
-	b.items = append(b.items, item{kind: itData, side: side, t: t, data: b.copyData(p)})
+	for len(p) > 0 {
+		q := b.copyData(p)
+		p = p[len(q):]
+		b.items = append(b.items, item{kind: itData, side: side, t: t, data: q})
+	}
 	b.cost += n
 	s.pending += n
 	s.kick()
@@ -450,16 +511,16 @@ func (s *Session) writeBatch(b *batch) (end bool) {
 		it := &b.items[i]
 		switch it.kind {
 		case itData:
-			p := it.data
+			p, stable := it.data, true // it.data lives until the batch is reset
 			if it.side == event.Client && s.hdr.Redacted {
 				before := s.red.count
 				s.redBuf = s.red.client(s.redBuf[:0], p)
 				s.r.redactions.Add(s.red.count - before)
-				p = s.redBuf
+				p, stable = s.redBuf, false
 			} else if it.side == event.Server && s.hdr.Redacted {
 				s.red.t.Server(p)
 			}
-			s.appendData(it.side, it.t, p)
+			s.appendData(it.side, it.t, p, stable)
 		case itEvent:
 			e := it.ev
 			if s.hdr.Redacted {
@@ -469,7 +530,7 @@ func (s *Session) writeBatch(b *batch) (end bool) {
 		case itGap:
 			if it.side == event.Client && s.hdr.Redacted {
 				if rest := s.red.lost(nil); len(rest) > 0 {
-					s.appendData(event.Client, it.t, rest)
+					s.appendData(event.Client, it.t, rest, false)
 				}
 			} else if it.side == event.Server {
 				s.red.t.Lost()
@@ -478,31 +539,50 @@ func (s *Session) writeBatch(b *batch) (end bool) {
 		case itEnd:
 			if s.hdr.Redacted {
 				if rest := s.red.flush(nil); len(rest) > 0 {
-					s.appendData(event.Client, it.t, rest)
+					s.appendData(event.Client, it.t, rest, false)
 				}
 			}
 			s.appendEnd(it.t)
 			end = true
 		}
-		if len(s.out) >= writeChunk {
+		if len(s.out) >= writeChunk || s.dlen >= writeChunk {
 			s.flush()
 		}
 	}
 	s.flush()
-	if end && s.f != nil {
-		if err := s.f.Close(); err != nil && s.failed == nil {
-			s.fail(err)
+	if end {
+		if s.df != nil {
+			if err := s.df.Close(); err != nil && s.failed == nil {
+				s.fail(err)
+			}
+			s.df = nil
 		}
-		s.f = nil
+		if s.f != nil {
+			if err := s.f.Close(); err != nil && s.failed == nil {
+				s.fail(err)
+			}
+			s.f = nil
+		}
 	}
 	return end
 }
 
+// open creates the index and the data file (both O_EXCL, 0600).
 func (s *Session) open() {
 	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
 	if err != nil {
 		s.fail(err)
 		return
+	}
+	if !s.v1 {
+		df, err := os.OpenFile(s.dataPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+		if err != nil {
+			f.Close()
+			os.Remove(s.path) // still empty: ours
+			s.fail(err)
+			return
+		}
+		s.df = df
 	}
 	s.f = f
 	s.r.files.Add(1)
@@ -529,34 +609,100 @@ func (s *Session) fail(err error) {
 	(*s.r.logf.Load())("record: session %s: %v; recording stops", s.hdr.Session, err)
 }
 
-// flush writes the collected output with one write(2) per call, so the
-// file only ever ends inside a record if the process dies mid-write.
+// flush writes the collected data bytes, then the collected index
+// records, the index with one write(2): the index only ever names bytes
+// that are already in the data file, and it ends inside a record only if
+// the process dies mid-write.
 func (s *Session) flush() {
-	if len(s.out) == 0 {
-		return
-	}
-	if s.f != nil && s.failed == nil {
-		if _, err := s.f.Write(s.out); err != nil {
-			s.fail(err)
+	if s.dlen > 0 {
+		if s.dmark < len(s.dbuf) {
+			s.dvec = append(s.dvec, s.dbuf[s.dmark:])
+		}
+		for _, p := range s.dvec {
+			if s.df == nil || s.failed != nil {
+				break
+			}
+			if _, err := s.df.Write(p); err != nil {
+				s.fail(err) // the index records naming these bytes are not written
+			}
+		}
+		clear(s.dvec)
+		s.dvec, s.dbuf, s.dmark, s.dlen = s.dvec[:0], s.dbuf[:0], 0, 0
+		if cap(s.dbuf) > 2*writeChunk {
+			s.dbuf = nil
 		}
 	}
-	s.out = s.out[:0]
-	if cap(s.out) > 4*writeChunk {
-		s.out = nil
+	if len(s.out) > 0 {
+		if s.f != nil && s.failed == nil {
+			if _, err := s.f.Write(s.out); err != nil {
+				s.fail(err)
+			}
+		}
+		s.out = s.out[:0]
+		if cap(s.out) > 4*writeChunk {
+			s.out = nil
+		}
 	}
+	s.last.at = -1
 }
 
-func (s *Session) appendData(side event.Side, t time.Duration, p []byte) {
+// directMin: stable chunks at least this large are written from the
+// queue block they are in rather than copied.
+const directMin = 32 << 10
+
+// appendData adds p to the data file's output and a data record naming
+// it (offset, length) to the index output. stable says p stays valid
+// until the next flush (so it need not be copied). A chunk that
+// continues the previous data record (same side and time: one read split
+// over queue blocks) extends it.
+func (s *Session) appendData(side event.Side, t time.Duration, p []byte, stable bool) {
 	for len(p) > 0 {
-		chunk := p[:min(len(p), maxDataRecord)]
+		if s.v1 {
+			chunk := p[:min(len(p), maxDataRecord)]
+			p = p[len(chunk):]
+			s.out = append(s.out, `{"t":`...)
+			s.out = strconv.AppendInt(s.out, int64(t), 10)
+			s.out = append(s.out, `,"d":"`...)
+			s.out = append(s.out, sideCode(side))
+			s.out = append(s.out, `","b64":"`...)
+			s.out = appendBase64(s.out, chunk)
+			s.out = append(s.out, "\"}\n"...)
+			continue
+		}
+		off, n := s.doff, int64(0)
+		l := &s.last
+		extend := l.at >= 0 && l.end == len(s.out) && l.side == side && l.t == t && l.off+l.len == s.doff && l.len < maxDataRecord
+		if extend {
+			off, n = l.off, l.len
+		}
+		chunk := p[:min(int64(len(p)), maxDataRecord-n)]
 		p = p[len(chunk):]
+		if stable && len(chunk) >= directMin {
+			if s.dmark < len(s.dbuf) {
+				s.dvec = append(s.dvec, s.dbuf[s.dmark:])
+				s.dmark = len(s.dbuf)
+			}
+			s.dvec = append(s.dvec, chunk)
+		} else {
+			s.dbuf = append(s.dbuf, chunk...)
+		}
+		s.dlen += len(chunk)
+		s.doff += int64(len(chunk))
+		n += int64(len(chunk))
+		if extend {
+			s.out = s.out[:l.at]
+		}
+		at := len(s.out)
 		s.out = append(s.out, `{"t":`...)
 		s.out = strconv.AppendInt(s.out, int64(t), 10)
 		s.out = append(s.out, `,"d":"`...)
 		s.out = append(s.out, sideCode(side))
-		s.out = append(s.out, `","b64":"`...)
-		s.out = appendBase64(s.out, chunk)
-		s.out = append(s.out, "\"}\n"...)
+		s.out = append(s.out, `","off":`...)
+		s.out = strconv.AppendInt(s.out, off, 10)
+		s.out = append(s.out, `,"len":`...)
+		s.out = strconv.AppendInt(s.out, n, 10)
+		s.out = append(s.out, "}\n"...)
+		*l = lastData{at: at, end: len(s.out), side: side, t: t, off: off, len: n}
 	}
 }
 
