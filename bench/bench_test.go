@@ -210,6 +210,16 @@ func retrOnce(addr string, want int) (time.Duration, error) {
 	if _, err := r.ReadString('\n'); err != nil {
 		return 0, fmt.Errorf("greeting: %w", err)
 	}
+	// Log in first, as real clients do: the decoder, the recorder and the
+	// TLS path all treat TRANSACTION as the bulk phase.
+	if _, err := c.Write([]byte("USER bench\r\nPASS bench\r\n")); err != nil {
+		return 0, err
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := r.ReadString('\n'); err != nil {
+			return 0, fmt.Errorf("login: %w", err)
+		}
+	}
 	start := time.Now()
 	if _, err := c.Write([]byte("RETR 1\r\n")); err != nil {
 		return 0, err
