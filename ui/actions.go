@@ -292,7 +292,7 @@ func (u *UI) openMessage() {
 		u.msg = "the message view is for RETR and TOP replies"
 		return
 	}
-	u.message.SetText(messageText(u.trans.sess, reply, cmd))
+	u.message.SetText(messageText(u.trans.sess, reply, cmd, u.opt.Messages))
 	u.message.ScrollToBeginning()
 	u.showOverlay("message", modeMessage, u.message)
 }

@@ -274,8 +274,8 @@ func lineDetail(l *model.Line) string {
 }
 
 // messageText is the message view of a RETR or TOP reply: what the
-// events carry, and no more.
-func messageText(s *model.Session, reply *model.Line, cmd *model.Line) string {
+// events carry and, when ms holds the reply's bytes, the message itself.
+func messageText(s *model.Session, reply *model.Line, cmd *model.Line, ms *Messages) string {
 	e := reply.Ev
 	var b strings.Builder
 	fmt.Fprintf(&b, "[::b]%s[::-] in session %s", esc(reply.Cmd), s.ID)
@@ -300,8 +300,22 @@ func messageText(s *model.Session, reply *model.Line, cmd *model.Line) string {
 			fmt.Fprintf(&b, "  %s %s: %s\n", v.Severity, esc(v.Rule), esc(model.Escape(v.Detail)))
 		}
 	}
-	b.WriteString("\n[gray]Headers and body: popscope's events describe the exchange, not the message bytes, so there is " +
-		"nothing more to show from them. A recording (popscope proxy --record DIR) keeps the bytes; showing the " +
-		"retrieved message here, headers parsed with net/mail and mime, needs this view to read recordings.[-]\n")
+	if ms == nil {
+		b.WriteString("\n[gray]Headers and body: not available here — a live proxy and a JSON Lines event stream carry " +
+			"the events, not the message bytes. A recording (popscope proxy --record DIR) keeps them: " +
+			"popscope view RECORDING shows the message here, headers parsed with net/mail and mime.[-]\n")
+		return b.String()
+	}
+	m, ok := ms.Get(s.ID, e.ID)
+	if !ok {
+		b.WriteString("\n[yellow]The recording holds no bytes for this reply (lost in a gap, or the reply did not decode as a message).[-]\n")
+		return b.String()
+	}
+	b.WriteString("\n")
+	per, _ := ms.Caps()
+	if reply.Ev.Verb == "TOP" {
+		b.WriteString("[gray]TOP delivers the headers and the first lines of the body only.[-]\n\n")
+	}
+	b.WriteString(messageContent(m, per, reply.Ev.Verb == "TOP"))
 	return b.String()
 }

@@ -206,7 +206,7 @@ func (t *transcriptView) rowText(r tRow) string {
 		return sprintf("… %s earlier lines not kept (limit %s lines per session)",
 			model.Thousands(int64(t.sess.DroppedLines)), model.Thousands(int64(t.u.m.Options().MaxLines)))
 	case rFold:
-		return foldText(r.line, r.sub)
+		return foldText(r.line, r.sub, t.u.opt.Messages != nil)
 	case rViol:
 		v := r.line.Violations[r.sub]
 		return "▲ " + string(v.Severity) + " " + v.Rule + " (" + v.By.String() + "): " + model.Escape(v.Detail)
@@ -222,13 +222,16 @@ func (t *transcriptView) rowText(r tRow) string {
 	return l.Text
 }
 
-func foldText(l *model.Line, sub int) string {
+func foldText(l *model.Line, sub int, haveBytes bool) string {
 	e := l.Ev
 	switch sub {
 	case 0:
 		return sprintf("│ %s octets delivered (dot-unstuffed, CRLF line ends), %s on the wire, %s lines; latency %s",
 			model.Thousands(e.Octets), model.Thousands(e.WireOctets), model.Thousands(e.Lines), model.Millis(e.LatencyMS))
 	default:
+		if isMessageReply(l) && haveBytes {
+			return "│ m opens the message view: headers, MIME parts and body from the recording"
+		}
 		if isMessageReply(l) {
 			return "│ the message bytes are not in the event stream (a --record recording keeps them): m shows what the events say"
 		}

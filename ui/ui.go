@@ -32,6 +32,11 @@ type Options struct {
 	ExportDir string
 	// Now is the clock for live durations (default time.Now).
 	Now func() time.Time
+	// Messages holds the bytes of retrieved messages (popscope view over
+	// recordings): the message view shows their headers, MIME structure
+	// and body. Nil: the events are all there is (a live proxy, a JSON
+	// Lines event stream), and the message view says so.
+	Messages *Messages
 }
 
 type pane uint8
@@ -263,7 +268,7 @@ func (u *UI) build() {
 	u.help = tview.NewTextView().SetDynamicColors(true).SetWrap(true).SetWordWrap(true)
 	u.help.SetBorder(true).SetTitle(" Help — Esc or ? closes, ↑/↓ scroll ").SetTitleAlign(tview.AlignLeft)
 	u.message = tview.NewTextView().SetDynamicColors(true).SetWrap(true).SetWordWrap(true)
-	u.message.SetBorder(true).SetTitle(" Message — Esc closes ").SetTitleAlign(tview.AlignLeft)
+	u.message.SetBorder(true).SetTitle(" Message — Esc closes, ↑/↓ PgUp/PgDn scroll ").SetTitleAlign(tview.AlignLeft)
 	u.confirm = tview.NewTextView().SetDynamicColors(true).SetWrap(true).SetWordWrap(true).
 		SetTextAlign(tview.AlignCenter)
 	u.confirm.SetBorder(true).SetTitle(" Quit? ")
@@ -271,7 +276,7 @@ func (u *UI) build() {
 	u.pages = tview.NewPages().
 		AddPage("main", u.main, true, true).
 		AddPage("help", &overlay{Primitive: u.help, maxW: helpWidth, maxH: 1 << 16}, true, false).
-		AddPage("message", &overlay{Primitive: u.message, maxW: 100, maxH: 30}, true, false).
+		AddPage("message", &overlay{Primitive: u.message, maxW: 110, maxH: 1 << 16}, true, false).
 		AddPage("confirm", &overlay{Primitive: u.confirm, maxW: 64, maxH: 7}, true, false)
 	u.root = &lockedRoot{Pages: u.pages, u: u}
 	u.app.SetRoot(u.root, true).EnableMouse(true)

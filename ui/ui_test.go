@@ -212,7 +212,7 @@ func TestMessageView(t *testing.T) {
 	h.press("m")
 	h.want("RETR 1 in session a11ce0000001 (user alice)",
 		"delivered   475 octets", "on the wire 478 octets", "lines       17",
-		"popscope's events describe the exchange, not the message bytes")
+		"not available here — a live proxy and a JSON Lines event stream")
 	h.key(tcell.KeyEscape)
 	h.wantNot("on the wire 478 octets")
 	// m on the command line finds its reply too.
