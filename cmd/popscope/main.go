@@ -6,6 +6,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -76,6 +78,19 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "  version  print the version")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'popscope <command> --help' for its flags.")
+}
+
+// parseFlags parses a subcommand's flags; ok is false when the command
+// must stop with code: 0 after --help, 2 on a bad flag (the flag package
+// has printed the reason and the usage).
+func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	return 0, true
 }
 
 // joinLines is a small helper for multi-line help texts.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -124,11 +123,8 @@ func runProxy(args []string, stdout, stderr io.Writer) int {
 			"flags:"))
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if *upstream == "" {
 		fmt.Fprintln(stderr, "popscope proxy: --upstream HOST:PORT is required")
