@@ -260,19 +260,12 @@ func BenchmarkRETRThroughput(b *testing.B) {
 		{"a direct", up}, {"b plain relay", plain.addr}, {"c splice relay", splice.addr}, {"d popscope", pop.addr},
 	}
 	rounds := envInt("POPSCOPE_BENCH_ROUNDS", 5)
-	mbps := make([][]float64, len(targets))
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		for r := 0; r < rounds; r++ {
-			for k, t := range targets {
-				d, err := retrOnce(t.addr, len(reply))
-				if err != nil {
-					b.Fatalf("%s: %v", t.name, err)
-				}
-				mbps[k] = append(mbps[k], float64(len(reply))/d.Seconds()/1e6)
-			}
-		}
+	names := make([]string, len(targets))
+	for k, t := range targets {
+		names[k] = t.name
 	}
+	b.ResetTimer()
+	mbps := alternateRounds(b, names, len(reply), rounds, func(k int) (time.Duration, error) { return retrOnce(targets[k].addr, len(reply)) })
 	b.StopTimer()
 	med := make([]float64, len(targets))
 	fmt.Printf("\nRETR of %d MiB, %d rounds, GOMAXPROCS=%d (median MB/s)\n", bodySize>>20, rounds*b.N, runtime.GOMAXPROCS(0))
@@ -304,10 +297,16 @@ func noopP50(addr string, n int) (time.Duration, error) {
 	if _, err := r.ReadString('\n'); err != nil {
 		return 0, err
 	}
+	return timeNOOPs(c, r, n)
+}
+
+// timeNOOPs sends n sequential NOOPs on an open session and returns the
+// median round trip.
+func timeNOOPs(w io.Writer, r *bufio.Reader, n int) (time.Duration, error) {
 	ds := make([]float64, n)
 	for i := 0; i < n; i++ {
 		t0 := time.Now()
-		if _, err := c.Write([]byte("NOOP\r\n")); err != nil {
+		if _, err := w.Write([]byte("NOOP\r\n")); err != nil {
 			return 0, err
 		}
 		if _, err := r.ReadString('\n'); err != nil {
@@ -316,6 +315,26 @@ func noopP50(addr string, n int) (time.Duration, error) {
 		ds[i] = float64(time.Since(t0))
 	}
 	return time.Duration(median(ds)), nil
+}
+
+// alternateRounds runs b.N × rounds rounds; each round fetches once from
+// every target in turn, so that drift affects them all alike. It returns
+// the MB/s of every fetch, per target.
+func alternateRounds(b *testing.B, names []string, size, rounds int, fetch func(k int) (time.Duration, error)) [][]float64 {
+	b.Helper()
+	mbps := make([][]float64, len(names))
+	for i := 0; i < b.N; i++ {
+		for r := 0; r < rounds; r++ {
+			for k := range names {
+				d, err := fetch(k)
+				if err != nil {
+					b.Fatalf("%s: %v", names[k], err)
+				}
+				mbps[k] = append(mbps[k], float64(size)/d.Seconds()/1e6)
+			}
+		}
+	}
+	return mbps
 }
 
 // BenchmarkNOOPLatency: p50 of 10,000 sequential NOOPs, direct, through

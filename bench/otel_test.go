@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
+	"time"
 
 	otelexp "github.com/popscope/popscope/exporters/otel"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -40,24 +41,11 @@ func BenchmarkOTelOverhead(b *testing.B) {
 
 	rounds := envInt("POPSCOPE_BENCH_ROUNDS", 5)
 	n := envInt("POPSCOPE_BENCH_NOOPS", 10000)
-	var off, on []float64
+	addrs := []string{plain.addr, traced.addr}
 	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		for r := 0; r < rounds; r++ {
-			for k, addr := range []string{plain.addr, traced.addr} {
-				d, err := retrOnce(addr, len(reply))
-				if err != nil {
-					b.Fatal(err)
-				}
-				mbps := float64(len(reply)) / d.Seconds() / 1e6
-				if k == 0 {
-					off = append(off, mbps)
-				} else {
-					on = append(on, mbps)
-				}
-			}
-		}
-	}
+	mbps := alternateRounds(b, []string{"otel off", "otel on"}, len(reply), rounds,
+		func(k int) (time.Duration, error) { return retrOnce(addrs[k], len(reply)) })
+	off, on := mbps[0], mbps[1]
 	p50off, err := noopP50(plain.addr, n)
 	if err != nil {
 		b.Fatal(err)

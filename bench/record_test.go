@@ -97,19 +97,12 @@ func BenchmarkRETRRecording(b *testing.B) {
 	}()
 	targets := []struct{ name, addr string }{{"popscope", pop.addr}, {"popscope --record", recd.addr}}
 	rounds := envInt("POPSCOPE_BENCH_ROUNDS", 5)
-	mbps := make([][]float64, len(targets))
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		for r := 0; r < rounds; r++ {
-			for k, t := range targets {
-				d, err := retrOnce(t.addr, len(reply))
-				if err != nil {
-					b.Fatalf("%s: %v", t.name, err)
-				}
-				mbps[k] = append(mbps[k], float64(len(reply))/d.Seconds()/1e6)
-			}
-		}
+	names := make([]string, len(targets))
+	for k, t := range targets {
+		names[k] = t.name
 	}
+	b.ResetTimer()
+	mbps := alternateRounds(b, names, len(reply), rounds, func(k int) (time.Duration, error) { return retrOnce(targets[k].addr, len(reply)) })
 	b.StopTimer()
 	// CPU cost per relayed byte, whatever the machine's load: process CPU
 	// time (user+sys, all goroutines: source, relay, client, writer) over

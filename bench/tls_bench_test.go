@@ -212,19 +212,14 @@ func BenchmarkTLSRETRThroughput(b *testing.B) {
 		cfg        *tls.Config
 	}{{"a direct TLS", up, e.directCfg}, {"b go tls relay", rel.addr, e.cliCfg}, {"c popscope", pop.addr, e.cliCfg}}
 	rounds := envInt("POPSCOPE_BENCH_ROUNDS", 5)
-	mbps := make([][]float64, len(targets))
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		for r := 0; r < rounds; r++ {
-			for k, t := range targets {
-				d, err := retrOnceTLS(t.addr, t.cfg, len(reply), true)
-				if err != nil {
-					b.Fatalf("%s: %v", t.name, err)
-				}
-				mbps[k] = append(mbps[k], float64(len(reply))/d.Seconds()/1e6)
-			}
-		}
+	names := make([]string, len(targets))
+	for k, t := range targets {
+		names[k] = t.name
 	}
+	b.ResetTimer()
+	mbps := alternateRounds(b, names, len(reply), rounds, func(k int) (time.Duration, error) {
+		return retrOnceTLS(targets[k].addr, targets[k].cfg, len(reply), true)
+	})
 	b.StopTimer()
 	med := make([]float64, len(targets))
 	fmt.Printf("\nTLS both legs (implicit client -> relay -> implicit-TLS source): RETR of %d MiB after login, %d rounds, GOMAXPROCS=%d (median MB/s)\n",
@@ -250,18 +245,7 @@ func noopP50TLS(addr string, cfg *tls.Config, n int) (time.Duration, error) {
 		return 0, err
 	}
 	defer c.Close()
-	ds := make([]float64, n)
-	for i := 0; i < n; i++ {
-		t0 := time.Now()
-		if _, err := c.Write([]byte("NOOP\r\n")); err != nil {
-			return 0, err
-		}
-		if _, err := r.ReadString('\n'); err != nil {
-			return 0, err
-		}
-		ds[i] = float64(time.Since(t0))
-	}
-	return time.Duration(median(ds)), nil
+	return timeNOOPs(c, r, n)
 }
 
 // BenchmarkTLSNOOPLatency: p50 of sequential NOOPs with TLS on both legs,
